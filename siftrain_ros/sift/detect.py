@@ -1,0 +1,168 @@
+"""SIFT detection on a DoG pyramid: 3x3x3 extrema, quadratic refinement, contrast and edge tests.
+
+Follows OpenCV's ``findScaleSpaceExtrema``/``adjustLocalExtrema``, vectorised over candidates.
+The input is a DoG pyramid rather than an image, so a recovered (derained) pyramid plugs in.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .config import SiftConfig
+from .keypoints import ScaleSpaceKeypoints
+
+IMAGE_BORDER = 5
+MAX_INTERP_STEPS = 5
+# Neighbour offsets (ds, dr, dc) of a 3x3x3 cube, ds slowest; index 13 is the centre.
+_CUBE = torch.stack(torch.meshgrid(*(torch.arange(-1, 2),) * 3, indexing="ij"), -1).reshape(27, 3)
+
+
+def extrema_mask(dog: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Candidate extrema of one octave's DoG stack.
+
+    A candidate is >= (or <=) all 26 neighbours, above ``threshold`` in magnitude, on layers
+    1..L-2 and at least ``IMAGE_BORDER`` pixels from the edge.
+
+    Args:
+        dog: (L, H, W) DoG levels of one octave, OpenCV SIFT units (0..255 scale).
+        threshold: minimum |DoG| value.
+
+    Returns:
+        (L, H, W) boolean mask.
+    """
+    volume = dog.unsqueeze(0).unsqueeze(0)
+    local_max = F.max_pool3d(volume, 3, stride=1, padding=1)[0, 0]
+    local_min = -F.max_pool3d(-volume, 3, stride=1, padding=1)[0, 0]
+    mask = ((dog > threshold) & (dog >= local_max)) | ((dog < -threshold) & (dog <= local_min))
+    interior = torch.zeros_like(mask)
+    b = IMAGE_BORDER
+    interior[1:-1, b:-b, b:-b] = True
+    return mask & interior
+
+
+def _neighbourhoods(dog: torch.Tensor, layer: torch.Tensor, row: torch.Tensor,
+                    col: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 3, 3) DoG values around each (layer, row, col)."""
+    _, h, w = dog.shape
+    cube = _CUBE.to(dog.device)
+    idx = ((layer[:, None] + cube[:, 0]) * h + row[:, None] + cube[:, 1]) * w + col[:, None] + cube[:, 2]
+    return dog.reshape(-1)[idx].reshape(-1, 3, 3, 3)
+
+
+def _derivatives(cube: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient (N, 3) and Hessian (N, 3, 3) in (x, y, s) order, intensities in [0, 1]."""
+    img_scale = 1.0 / 255.0
+    c = cube
+    v2 = c[:, 1, 1, 1] * 2
+    dx = (c[:, 1, 1, 2] - c[:, 1, 1, 0]) * (img_scale * 0.5)
+    dy = (c[:, 1, 2, 1] - c[:, 1, 0, 1]) * (img_scale * 0.5)
+    ds = (c[:, 2, 1, 1] - c[:, 0, 1, 1]) * (img_scale * 0.5)
+    dxx = (c[:, 1, 1, 2] + c[:, 1, 1, 0] - v2) * img_scale
+    dyy = (c[:, 1, 2, 1] + c[:, 1, 0, 1] - v2) * img_scale
+    dss = (c[:, 2, 1, 1] + c[:, 0, 1, 1] - v2) * img_scale
+    cross = img_scale * 0.25
+    dxy = (c[:, 1, 2, 2] - c[:, 1, 2, 0] - c[:, 1, 0, 2] + c[:, 1, 0, 0]) * cross
+    dxs = (c[:, 2, 1, 2] - c[:, 2, 1, 0] - c[:, 0, 1, 2] + c[:, 0, 1, 0]) * cross
+    dys = (c[:, 2, 2, 1] - c[:, 2, 0, 1] - c[:, 0, 2, 1] + c[:, 0, 0, 1]) * cross
+    grad = torch.stack([dx, dy, ds], dim=1)
+    hess = torch.stack([dxx, dxy, dxs, dxy, dyy, dys, dxs, dys, dss], dim=1).reshape(-1, 3, 3)
+    return grad, hess
+
+
+def _solve3(hess: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """Batched 3x3 solve; singular systems give zero, as OpenCV's ``Matx::solve`` does."""
+    solution, info = torch.linalg.solve_ex(hess, rhs.unsqueeze(-1))
+    solution = solution.squeeze(-1)
+    ok = (info == 0) & torch.isfinite(solution).all(dim=1)
+    return torch.where(ok[:, None], solution, torch.zeros_like(solution))
+
+
+def refine_extrema(dog: torch.Tensor, octave: int, layer: torch.Tensor, row: torch.Tensor,
+                   col: torch.Tensor, config: SiftConfig) -> ScaleSpaceKeypoints:
+    """Quadratic sub-pixel/sub-scale refinement with OpenCV's acceptance tests.
+
+    Args:
+        dog: (L, H, W) DoG levels of one octave.
+        octave: pyramid octave index of ``dog``.
+        layer, row, col: (N,) int64 candidate positions.
+        config: SIFT parameters.
+
+    Returns:
+        Accepted keypoints with their offsets and responses (angle NaN).
+    """
+    n_layers = config.n_octave_layers
+    _, h, w = dog.shape
+    active = torch.arange(layer.shape[0], device=dog.device)
+    layer, row, col = layer.clone(), row.clone(), col.clone()
+    converged = torch.zeros_like(layer, dtype=torch.bool)
+    alive = torch.ones_like(converged)
+    offset = torch.zeros(layer.shape[0], 3, device=dog.device)
+    for _ in range(MAX_INTERP_STEPS):
+        if active.numel() == 0:
+            break
+        grad, hess = _derivatives(_neighbourhoods(dog, layer[active], row[active], col[active]))
+        x = -_solve3(hess, grad)  # (xc, xr, xi)
+        small = (x.abs() < 0.5).all(dim=1)
+        done = active[small]
+        converged[done] = True
+        offset[done] = x[small].flip(1)  # store as (xi, xr, xc)
+        moving, step = active[~small], x[~small]
+        huge = (step.abs() > float(2**31 - 1) / 3).any(dim=1)
+        alive[moving[huge]] = False
+        moving, step = moving[~huge], step[~huge]
+        col[moving] += torch.round(step[:, 0]).long()
+        row[moving] += torch.round(step[:, 1]).long()
+        layer[moving] += torch.round(step[:, 2]).long()
+        inside = ((layer[moving] >= 1) & (layer[moving] <= n_layers)
+                  & (col[moving] >= IMAGE_BORDER) & (col[moving] < w - IMAGE_BORDER)
+                  & (row[moving] >= IMAGE_BORDER) & (row[moving] < h - IMAGE_BORDER))
+        alive[moving[~inside]] = False
+        active = moving[inside]
+
+    keep = converged & alive
+    layer, row, col, offset = layer[keep], row[keep], col[keep], offset[keep]
+    cube = _neighbourhoods(dog, layer, row, col)
+    grad, hess = _derivatives(cube)
+    t = (grad * offset.flip(1)).sum(dim=1)
+    contrast = cube[:, 1, 1, 1] / 255.0 + t * 0.5
+    trace = hess[:, 0, 0] + hess[:, 1, 1]
+    det = hess[:, 0, 0] * hess[:, 1, 1] - hess[:, 0, 1] ** 2
+    edge = config.edge_threshold
+    accept = ((contrast.abs() * n_layers >= config.contrast_threshold)
+              & (det > 0) & (trace * trace * edge < (edge + 1) ** 2 * det))
+    n = int(accept.sum())
+    return ScaleSpaceKeypoints(
+        octave=torch.full((n,), octave, dtype=torch.int64, device=dog.device),
+        layer=layer[accept], row=row[accept], col=col[accept], offset=offset[accept],
+        response=contrast[accept].abs().float(),
+        angle=torch.full((n,), math.nan, device=dog.device),
+    )
+
+
+def detect(dogs: list[torch.Tensor], config: SiftConfig) -> ScaleSpaceKeypoints:
+    """Detect SIFT keypoints in a DoG pyramid.
+
+    Args:
+        dogs: one (L, H, W) tensor per octave (L = n_octave_layers + 2), OpenCV SIFT units;
+            a (1, L, H, W) batch of one is accepted too.
+        config: SIFT parameters.
+
+    Returns:
+        Keypoints in scale-space coordinates, angle not yet assigned.
+    """
+    threshold = math.floor(0.5 * config.contrast_threshold / config.n_octave_layers * 255)
+    found = []
+    for octave, dog in enumerate(dogs):
+        dog = dog[0] if dog.dim() == 4 else dog
+        if dog.shape[-1] <= 2 * IMAGE_BORDER or dog.shape[-2] <= 2 * IMAGE_BORDER:
+            continue
+        layer, row, col = torch.nonzero(extrema_mask(dog, threshold), as_tuple=True)
+        if layer.numel():
+            found.append(refine_extrema(dog, octave, layer, row, col, config))
+    if not found:
+        device = dogs[0].device if dogs else None
+        return ScaleSpaceKeypoints.empty(device)
+    return ScaleSpaceKeypoints.cat(found)

@@ -1,0 +1,93 @@
+"""Orientation assignment from gradient images: OpenCV's 36-bin histogram with smoothing.
+
+Every histogram peak >= 0.8 of the maximum yields a keypoint, so one location can give several.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .config import SiftConfig
+from .keypoints import ScaleSpaceKeypoints
+from .sampling import gather_window, radius_groups
+from .scale_space import GradientPyramid
+
+N_BINS = 36
+RADIUS_FACTOR = 3 * 1.5
+SIGMA_FACTOR = 1.5
+PEAK_RATIO = 0.8
+
+
+def orientation_histograms(magnitude: torch.Tensor, orientation: torch.Tensor,
+                           keypoints: ScaleSpaceKeypoints, config: SiftConfig) -> torch.Tensor:
+    """Smoothed 36-bin gradient-orientation histograms of one octave's keypoints.
+
+    Args:
+        magnitude, orientation: (n_octave_layers, H, W) gradient images of the octave.
+        keypoints: N keypoints of that octave.
+
+    Returns:
+        (N, 36) histograms.
+    """
+    scale = keypoints.scale_in_octave(config.sigma, config.n_octave_layers)
+    radius = torch.round(RADIUS_FACTOR * scale).long()
+    exp_scale = -1.0 / (2.0 * (SIGMA_FACTOR * scale) ** 2)
+    hist = torch.zeros(len(keypoints), N_BINS, device=magnitude.device)
+    for r, members in radius_groups(radius):
+        mag, ori, dy, dx = gather_window(magnitude, orientation, keypoints.layer[members] - 1,
+                                         keypoints.row[members], keypoints.col[members], r)
+        weight = torch.exp((dy * dy + dx * dx)[None, :] * exp_scale[members, None])
+        bins = torch.round(ori * (N_BINS / 360.0)).long() % N_BINS
+        part = torch.zeros(members.numel(), N_BINS, device=hist.device)
+        hist[members] = part.scatter_add_(1, bins, weight * mag)
+    # [1 4 6 4 1]/16 circular smoothing, as OpenCV.
+    return ((hist.roll(2, 1) + hist.roll(-2, 1)) * (1 / 16)
+            + (hist.roll(1, 1) + hist.roll(-1, 1)) * (4 / 16) + hist * (6 / 16))
+
+
+def peak_angles(hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Interpolated peaks of circular histograms, as cv::KeyPoint angles.
+
+    Args:
+        hist: (N, B) histograms.
+
+    Returns:
+        owner: (M,) row of ``hist`` each peak belongs to; angle: (M,) degrees in [0, 360).
+    """
+    n = hist.shape[1]
+    left, right = hist.roll(1, 1), hist.roll(-1, 1)
+    threshold = hist.max(dim=1, keepdim=True).values * PEAK_RATIO
+    owner, j = torch.nonzero((hist > left) & (hist > right) & (hist >= threshold), as_tuple=True)
+    l_val, c_val, r_val = left[owner, j], hist[owner, j], right[owner, j]
+    bin_pos = j.float() + 0.5 * (l_val - r_val) / (l_val - 2 * c_val + r_val)
+    bin_pos = torch.where(bin_pos < 0, bin_pos + n, torch.where(bin_pos >= n, bin_pos - n, bin_pos))
+    angle = 360.0 - (360.0 / n) * bin_pos
+    angle = torch.where((angle - 360.0).abs() < torch.finfo(torch.float32).eps,
+                        torch.zeros_like(angle), angle)
+    return owner, angle
+
+
+def assign_orientations(keypoints: ScaleSpaceKeypoints, gradients: GradientPyramid,
+                        config: SiftConfig) -> ScaleSpaceKeypoints:
+    """Give each keypoint its dominant orientation(s) from the gradient images.
+
+    Args:
+        keypoints: detected keypoints (angle ignored).
+        gradients: gradient pyramid of the image to describe (batch of one).
+        config: SIFT parameters.
+
+    Returns:
+        Keypoints with ``angle`` set; locations with several strong peaks appear several times.
+    """
+    parts = []
+    for octave in torch.unique(keypoints.octave).tolist():
+        mine = keypoints.select(keypoints.octave == octave)
+        hist = orientation_histograms(gradients.magnitude[octave][0],
+                                      gradients.orientation[octave][0], mine, config)
+        owner, angle = peak_angles(hist)
+        oriented = mine.select(owner)
+        oriented.angle = angle
+        parts.append(oriented)
+    if not parts:
+        return keypoints.select(torch.zeros(len(keypoints), dtype=torch.bool))
+    return ScaleSpaceKeypoints.cat(parts)
