@@ -12,7 +12,7 @@ import torch
 
 from .config import SiftConfig
 from .keypoints import ScaleSpaceKeypoints
-from .sampling import gather_window, radius_groups
+from .sampling import FlatGradients, gather_window, max_window_radius, radius_groups
 from .scale_space import GradientPyramid
 
 CELLS = 4
@@ -27,31 +27,32 @@ _CORNERS = torch.tensor([dr * _PAD_C * _PAD_O + dc * _PAD_O + do
 
 
 def _raw_histograms(mag: torch.Tensor, ori: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
-                    cos_t: torch.Tensor, sin_t: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+                    cos_t: torch.Tensor, sin_t: torch.Tensor, angle: torch.Tensor,
+                    hist_width: torch.Tensor) -> torch.Tensor:
     """Trilinear-interpolated (N, 128) histograms of window samples (N, S)."""
     n = mag.shape[0]
     c_rot = dx * cos_t[:, None] - dy * sin_t[:, None]
     r_rot = dx * sin_t[:, None] + dy * cos_t[:, None]
-    rbin = r_rot + (CELLS / 2 - 0.5)
-    cbin = c_rot + (CELLS / 2 - 0.5)
-    valid = (rbin > -1) & (rbin < CELLS) & (cbin > -1) & (cbin < CELLS) & (mag > 0)
+    # rbin = r_rot + d/2 - 0.5 lies in (-1, d)  <=>  |r_rot| < (d + 1) / 2; same for columns.
+    valid = (torch.maximum(r_rot.abs(), c_rot.abs()) < (CELLS + 1) / 2) & (mag > 0)
     owner, sample = torch.nonzero(valid, as_tuple=True)
-    rbin, cbin = rbin[owner, sample], cbin[owner, sample]
-    r_rot, c_rot = r_rot[owner, sample], c_rot[owner, sample]
-    weight = torch.exp((c_rot * c_rot + r_rot * r_rot) * (-1.0 / (CELLS * CELLS * 0.5)))
-    value = mag[owner, sample] * weight
+    rbin = r_rot[owner, sample] + (CELLS / 2 - 0.5)
+    cbin = c_rot[owner, sample] + (CELLS / 2 - 0.5)
+    # The Gaussian weight depends only on the distance, so it needs no rotation.
+    dist2 = (dy * dy + dx * dx)[sample] / (hist_width[owner] ** 2)
+    value = mag[owner, sample] * torch.exp(dist2 * (-1.0 / (CELLS * CELLS * 0.5)))
     obin = (ori[owner, sample] - angle[owner]) * (ORI_BINS / 360.0)
     r0, c0, o0 = torch.floor(rbin), torch.floor(cbin), torch.floor(obin)
     fr, fc, fo = rbin - r0, cbin - c0, obin - o0
     o0 = torch.remainder(o0.long(), ORI_BINS)
     base = ((r0.long() + 1) * _PAD_C + c0.long() + 1) * _PAD_O + o0
-    wr = torch.stack([1 - fr, fr], 1)
+    v_r1 = value * fr
+    wr = torch.stack([value - v_r1, v_r1], 1)
     wc = torch.stack([1 - fc, fc], 1)
     wo = torch.stack([1 - fo, fo], 1)
-    corner_w = (value[:, None, None, None] * wr[:, :, None, None] * wc[:, None, :, None]
-                * wo[:, None, None, :]).reshape(-1, 8)
+    corner_w = (wr[:, :, None, None] * wc[:, None, :, None] * wo[:, None, None, :]).reshape(-1, 8)
     hist_len = _PAD_C * _PAD_C * _PAD_O
-    index = (owner * hist_len)[:, None] + base[:, None] + _CORNERS.to(base.device)
+    index = (owner * hist_len + base)[:, None] + _CORNERS.to(base.device)
     hist = torch.zeros(n * hist_len, device=mag.device, dtype=mag.dtype)
     hist.index_add_(0, index.reshape(-1), corner_w.reshape(-1))
     hist = hist.reshape(n, _PAD_C, _PAD_C, _PAD_O)
@@ -81,30 +82,28 @@ def describe(keypoints: ScaleSpaceKeypoints, gradients: GradientPyramid,
     Returns:
         (N, 128) uint8 descriptors, in the order of ``keypoints``.
     """
-    out = torch.zeros(len(keypoints), CELLS * CELLS * ORI_BINS, dtype=torch.uint8,
-                      device=keypoints.octave.device)
-    for octave in torch.unique(keypoints.octave).tolist():
-        idx = torch.nonzero(keypoints.octave == octave, as_tuple=True)[0]
-        mine = keypoints.select(idx)
-        scale = mine.scale_in_octave(config.sigma, config.n_octave_layers)
-        hist_width = SCALE_FACTOR * scale
-        radius = torch.round(hist_width * math.sqrt(2) * (CELLS + 1) * 0.5).long()
-        mag_img = gradients.magnitude[octave][0]
-        radius = radius.clamp(max=int(math.hypot(mag_img.shape[-1], mag_img.shape[-2])))
-        angle = 360.0 - mine.angle
-        angle = torch.where((angle - 360.0).abs() < torch.finfo(torch.float32).eps,
-                            torch.zeros_like(angle), angle)
-        rad = torch.deg2rad(angle)
-        cos_t, sin_t = torch.cos(rad) / hist_width, torch.sin(rad) / hist_width
-        # Window centre: the rounded sub-pixel position, as OpenCV.
-        row = torch.round(mine.row + mine.offset[:, 1]).long()
-        col = torch.round(mine.col + mine.offset[:, 2]).long()
-        raw = torch.zeros(len(mine), CELLS * CELLS * ORI_BINS, device=mag_img.device)
-        for r, members in radius_groups(radius):
-            mag, ori, dy, dx = gather_window(mag_img, gradients.orientation[octave][0],
-                                             mine.layer[members] - 1, row[members],
-                                             col[members], r)
-            raw[members] = _raw_histograms(mag, ori, dy.float(), dx.float(), cos_t[members],
-                                           sin_t[members], angle[members])
-        out[idx] = normalize_descriptors(raw)
-    return out
+    device = keypoints.octave.device
+    if len(keypoints) == 0:
+        return torch.zeros(0, CELLS * CELLS * ORI_BINS, dtype=torch.uint8, device=device)
+    flat = FlatGradients.from_pyramid(gradients, max_window_radius(config))
+    scale = keypoints.scale_in_octave(config.sigma, config.n_octave_layers)
+    hist_width = SCALE_FACTOR * scale
+    radius = torch.round(hist_width * math.sqrt(2) * (CELLS + 1) * 0.5).long()
+    diagonal = torch.hypot(flat.height.double(), flat.width.double()).long()
+    radius = torch.minimum(torch.minimum(radius, diagonal[keypoints.octave]),
+                           torch.tensor(flat.pad))
+    angle = 360.0 - keypoints.angle
+    angle = torch.where((angle - 360.0).abs() < torch.finfo(torch.float32).eps,
+                        torch.zeros_like(angle), angle)
+    rad = torch.deg2rad(angle)
+    cos_t, sin_t = torch.cos(rad) / hist_width, torch.sin(rad) / hist_width
+    # Window centre: the rounded sub-pixel position, as OpenCV.
+    row = torch.round(keypoints.row + keypoints.offset[:, 1]).long()
+    col = torch.round(keypoints.col + keypoints.offset[:, 2]).long()
+    raw = torch.zeros(len(keypoints), CELLS * CELLS * ORI_BINS, device=device)
+    for r, m in radius_groups(radius):
+        mag, ori, dy, dx = gather_window(flat, keypoints.octave[m], keypoints.layer[m] - 1,
+                                         row[m], col[m], r)
+        raw[m] = _raw_histograms(mag, ori, dy.float(), dx.float(), cos_t[m], sin_t[m], angle[m],
+                                 hist_width[m])
+    return normalize_descriptors(raw)

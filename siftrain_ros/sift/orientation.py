@@ -9,7 +9,7 @@ import torch
 
 from .config import SiftConfig
 from .keypoints import ScaleSpaceKeypoints
-from .sampling import gather_window, radius_groups
+from .sampling import FlatGradients, gather_window, max_window_radius, radius_groups
 from .scale_space import GradientPyramid
 
 N_BINS = 36
@@ -18,13 +18,13 @@ SIGMA_FACTOR = 1.5
 PEAK_RATIO = 0.8
 
 
-def orientation_histograms(magnitude: torch.Tensor, orientation: torch.Tensor,
-                           keypoints: ScaleSpaceKeypoints, config: SiftConfig) -> torch.Tensor:
-    """Smoothed 36-bin gradient-orientation histograms of one octave's keypoints.
+def orientation_histograms(flat: FlatGradients, keypoints: ScaleSpaceKeypoints,
+                           config: SiftConfig) -> torch.Tensor:
+    """Smoothed 36-bin gradient-orientation histograms.
 
     Args:
-        magnitude, orientation: (n_octave_layers, H, W) gradient images of the octave.
-        keypoints: N keypoints of that octave.
+        flat: the image's flattened gradient pyramid.
+        keypoints: N keypoints (any octaves).
 
     Returns:
         (N, 36) histograms.
@@ -32,14 +32,14 @@ def orientation_histograms(magnitude: torch.Tensor, orientation: torch.Tensor,
     scale = keypoints.scale_in_octave(config.sigma, config.n_octave_layers)
     radius = torch.round(RADIUS_FACTOR * scale).long()
     exp_scale = -1.0 / (2.0 * (SIGMA_FACTOR * scale) ** 2)
-    hist = torch.zeros(len(keypoints), N_BINS, device=magnitude.device)
-    for r, members in radius_groups(radius):
-        mag, ori, dy, dx = gather_window(magnitude, orientation, keypoints.layer[members] - 1,
-                                         keypoints.row[members], keypoints.col[members], r)
-        weight = torch.exp((dy * dy + dx * dx)[None, :] * exp_scale[members, None])
+    hist = torch.zeros(len(keypoints), N_BINS, device=flat.magnitude.device)
+    for r, m in radius_groups(radius):
+        mag, ori, dy, dx = gather_window(flat, keypoints.octave[m], keypoints.layer[m] - 1,
+                                         keypoints.row[m], keypoints.col[m], r)
+        weight = torch.exp((dy * dy + dx * dx)[None, :] * exp_scale[m, None])
         bins = torch.round(ori * (N_BINS / 360.0)).long() % N_BINS
-        part = torch.zeros(members.numel(), N_BINS, device=hist.device)
-        hist[members] = part.scatter_add_(1, bins, weight * mag)
+        part = torch.zeros(m.numel(), N_BINS, device=hist.device)
+        hist[m] = part.scatter_add_(1, bins, weight * mag)
     # [1 4 6 4 1]/16 circular smoothing, as OpenCV.
     return ((hist.roll(2, 1) + hist.roll(-2, 1)) * (1 / 16)
             + (hist.roll(1, 1) + hist.roll(-1, 1)) * (4 / 16) + hist * (6 / 16))
@@ -79,15 +79,11 @@ def assign_orientations(keypoints: ScaleSpaceKeypoints, gradients: GradientPyram
     Returns:
         Keypoints with ``angle`` set; locations with several strong peaks appear several times.
     """
-    parts = []
-    for octave in torch.unique(keypoints.octave).tolist():
-        mine = keypoints.select(keypoints.octave == octave)
-        hist = orientation_histograms(gradients.magnitude[octave][0],
-                                      gradients.orientation[octave][0], mine, config)
-        owner, angle = peak_angles(hist)
-        oriented = mine.select(owner)
-        oriented.angle = angle
-        parts.append(oriented)
-    if not parts:
-        return keypoints.select(torch.zeros(len(keypoints), dtype=torch.bool))
-    return ScaleSpaceKeypoints.cat(parts)
+    if len(keypoints) == 0:
+        return keypoints
+    flat = FlatGradients.from_pyramid(gradients, max_window_radius(config))
+    hist = orientation_histograms(flat, keypoints, config)
+    owner, angle = peak_angles(hist)
+    oriented = keypoints.select(owner)
+    oriented.angle = angle
+    return oriented

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..device import resolve_device
 from .config import SiftConfig
 from .descriptor import describe
 from .detect import detect
@@ -90,7 +91,7 @@ class Sift:
 
     def __init__(self, config: SiftConfig | None = None, device: str | torch.device = "cpu"):
         self.config = config or SiftConfig()
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
 
     def scale_space(self, gray: np.ndarray) -> ScaleSpace:
         """Validated image -> Gaussian and DoG pyramids."""

@@ -1,13 +1,79 @@
-"""Gathering gradient samples in square windows around keypoints, grouped by window radius."""
+"""Gathering gradient samples in square windows around keypoints of any octave.
+
+All octaves' gradient images are zero-padded and flattened into one buffer, so keypoints of
+every octave are processed together and a window is one multiply-add of indices with no bounds
+tests: the zero magnitude of the padding (and of the one-pixel image border, where OpenCV takes
+no samples) makes out-of-image samples contribute nothing.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+
+from .config import SiftConfig
+from .scale_space import GradientPyramid
 
 # Cap on samples gathered at once, to bound memory on large images with many keypoints.
 MAX_SAMPLES_PER_CHUNK = 4_000_000
+
+
+@dataclass
+class FlatGradients:
+    """Gradient pyramid of one image as zero-padded flat buffers.
+
+    Attributes:
+        magnitude, orientation: (T,) all octaves' (levels, H_o + 2P, W_o + 2P) images.
+        origin: (O,) int64 flat index of pixel (level 0, row 0, col 0) of each octave.
+        height, width: (O,) int64 unpadded octave sizes.
+        level_stride, row_stride: (O,) int64 flat strides of a level and a row.
+        pad: P, the largest window radius that can be gathered.
+    """
+
+    magnitude: torch.Tensor
+    orientation: torch.Tensor
+    origin: torch.Tensor
+    height: torch.Tensor
+    width: torch.Tensor
+    level_stride: torch.Tensor
+    row_stride: torch.Tensor
+    pad: int
+
+    @classmethod
+    def from_pyramid(cls, gradients: GradientPyramid, pad: int) -> FlatGradients:
+        mags, oris, origin, level_stride, row_stride = [], [], [], [], []
+        offset = 0
+        for mag, ori in zip(gradients.magnitude, gradients.orientation, strict=True):
+            mag = F.pad(mag[0], (pad, pad, pad, pad))
+            levels, h, w = mag.shape
+            origin.append(offset + pad * w + pad)
+            level_stride.append(h * w)
+            row_stride.append(w)
+            offset += mag.numel()
+            mags.append(mag.reshape(-1))
+            oris.append(F.pad(ori[0], (pad, pad, pad, pad)).reshape(-1))
+        device = mags[0].device
+
+        def as_long(values: list[int]) -> torch.Tensor:
+            return torch.tensor(values, dtype=torch.int64, device=device)
+
+        return cls(
+            magnitude=torch.cat(mags), orientation=torch.cat(oris), origin=as_long(origin),
+            height=as_long([m.shape[-2] for m in gradients.magnitude]),
+            width=as_long([m.shape[-1] for m in gradients.magnitude]),
+            level_stride=as_long(level_stride), row_stride=as_long(row_stride), pad=pad,
+        )
+
+
+def max_window_radius(config: SiftConfig) -> int:
+    """Largest window (descriptor or orientation) any keypoint can need, in octave pixels."""
+    # Refined keypoints have layer + xi < n_octave_layers + 0.5.
+    scale = config.sigma * 2.0 ** ((config.n_octave_layers + 0.5) / config.n_octave_layers)
+    return int(math.ceil(max(3.0 * scale * math.sqrt(2) * 2.5, 4.5 * scale))) + 1
 
 
 def window_offsets(radius: int, device: torch.device | str | None = None
@@ -19,8 +85,8 @@ def window_offsets(radius: int, device: torch.device | str | None = None
 
 
 def radius_groups(radius: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
-    """Yield (radius, indices) for each distinct radius, split so that a chunk holds at most
-    ``MAX_SAMPLES_PER_CHUNK`` samples. One group per radius keeps windows unpadded."""
+    """Yield (radius, member indices) per distinct radius, chunked to at most
+    ``MAX_SAMPLES_PER_CHUNK`` samples so memory stays bounded."""
     for value in torch.unique(radius).tolist():
         members = torch.nonzero(radius == value, as_tuple=True)[0]
         per_chunk = max(1, MAX_SAMPLES_PER_CHUNK // (2 * value + 1) ** 2)
@@ -28,26 +94,24 @@ def radius_groups(radius: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
             yield int(value), members[start: start + per_chunk]
 
 
-def gather_window(magnitude: torch.Tensor, orientation: torch.Tensor, level: torch.Tensor,
+def gather_window(flat: FlatGradients, octave: torch.Tensor, level: torch.Tensor,
                   row: torch.Tensor, col: torch.Tensor, radius: int
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradient samples in a (2r+1)^2 window around each keypoint.
 
     Args:
-        magnitude, orientation: (L, H, W) gradient images of one octave.
-        level: (N,) index into L; row, col: (N,) window centres.
+        flat: flattened gradient pyramid, padded by at least ``radius``.
+        octave, level, row, col: (N,) keypoint octave, level (0-based into the kept levels) and
+            window centre in octave pixels.
         radius: window radius in pixels.
 
     Returns:
-        mag, ori: (N, S) samples, mag zero outside the image's interior (where OpenCV takes no
-        sample); dy, dx: (S,) offsets of the samples.
+        mag, ori: (N, S) samples (mag zero outside the image interior); dy, dx: (S,) offsets.
     """
-    _, h, w = magnitude.shape
-    dy, dx = window_offsets(radius, magnitude.device)
-    ys = row[:, None] + dy
-    xs = col[:, None] + dx
-    inside = (ys > 0) & (ys < h - 1) & (xs > 0) & (xs < w - 1)
-    flat = (level[:, None] * h + ys.clamp(0, h - 1)) * w + xs.clamp(0, w - 1)
-    mag = magnitude.reshape(-1)[flat] * inside
-    ori = orientation.reshape(-1)[flat]
-    return mag, ori, dy, dx
+    if radius > flat.pad:
+        raise ValueError(f"window radius {radius} exceeds the gradient padding {flat.pad}")
+    dy, dx = window_offsets(radius, row.device)
+    centre = (flat.origin[octave] + level * flat.level_stride[octave]
+              + row * flat.row_stride[octave] + col)
+    index = centre[:, None] + (dy[None, :] * flat.row_stride[octave][:, None] + dx)
+    return flat.magnitude[index], flat.orientation[index], dy, dx

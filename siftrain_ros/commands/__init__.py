@@ -1,0 +1,1 @@
+"""Subcommands of the `siftrain` command line, one module each."""

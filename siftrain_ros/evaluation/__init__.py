@@ -1,0 +1,1 @@
+"""Keypoint and matching metrics shared by tests, `siftrain eval` and benchmarks."""

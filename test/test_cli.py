@@ -1,0 +1,47 @@
+"""The `siftrain` command line as a user runs it (a separate process)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from siftrain_ros import samples
+
+
+def siftrain(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "siftrain_ros", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_extract_writes_npz_with_the_documented_arrays(tmp_path):
+    frame = samples.tum_frames()[0]
+    result = siftrain("extract", str(frame), "--out", str(tmp_path), "--max-keypoints", "300")
+    assert result.returncode == 0, result.stderr
+    with np.load(tmp_path / f"{frame.stem}.npz") as data:
+        assert data["xy"].dtype == np.float32 and data["xy"].shape == (300, 2)
+        for name in ("size", "angle", "response"):
+            assert data[name].dtype == np.float32 and data[name].shape == (300,)
+        assert data["octave"].dtype == np.int32
+        assert data["descriptors"].dtype == np.uint8 and data["descriptors"].shape == (300, 128)
+
+
+def test_extract_bad_input_is_one_clear_line(tmp_path):
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"nope")
+    result = siftrain("extract", str(junk), "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert "not a readable image" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bench_json_has_stages_and_opencv(tmp_path):
+    out = tmp_path / "bench.json"
+    result = siftrain("bench", "--size", "160x120", "--repeats", "1", "--warmup", "0",
+                      "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert set(report["stages_ms"]) == {"scale_space", "detection", "orientation", "description"}
+    assert report["total_ms"] > 0 and report["opencv_sift_ms"] > 0
+    assert report["keypoints"]["ours"] > 0 and report["keypoints"]["opencv"] > 0
