@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/siftrain demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check siftrain_ros test launch setup.py
+	$(BIN)/ruff check .
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

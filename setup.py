@@ -24,7 +24,6 @@ setup(
     maintainer_email="siftrain@example.org",
     description="Rain-robust SIFT front end: DPRNet/GGIRNet deraining for SIFT, as a ROS 2 node.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "siftrain = siftrain_ros.cli:main",
