@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 import sys
 
-from .commands import bench, demo, extract
+from . import commands
 from .sift.image import InvalidImageError
 
-# Each module provides add_parser(subparsers) and sets args.run.
-COMMANDS = (extract, bench, demo)
+
+def command_modules() -> list:
+    """Every module in ``siftrain_ros.commands``: each provides ``add_parser(subparsers)``
+    and sets ``args.run``, so a new subcommand is a new module and nothing else."""
+    return [importlib.import_module(f"{commands.__name__}.{info.name}")
+            for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name)]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="siftrain", description="Rain-robust SIFT features (See SIFT in a Rain).")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in COMMANDS:
+    for module in command_modules():
         module.add_parser(sub)
     return parser
 

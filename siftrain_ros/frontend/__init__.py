@@ -1,0 +1,21 @@
+"""The feature front end: image -> gray, scale -> DPRNet/GGIRNet -> scale space -> SIFT."""
+
+from .backend import DerainBackend, DerainOutput, TorchBackend
+from .factory import BACKENDS, PRECISIONS, make_backend
+from .frontend import FeatureFrontEnd, FrontEndConfig, FrontEndResult
+from .weights import MissingWeightsError, load_derain_nets, weights_path
+
+__all__ = [
+    "BACKENDS",
+    "PRECISIONS",
+    "make_backend",
+    "DerainBackend",
+    "DerainOutput",
+    "FeatureFrontEnd",
+    "FrontEndConfig",
+    "FrontEndResult",
+    "MissingWeightsError",
+    "TorchBackend",
+    "load_derain_nets",
+    "weights_path",
+]

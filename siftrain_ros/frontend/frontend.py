@@ -1,0 +1,127 @@
+"""The front end every user-facing path runs: CLI, node and bag processing.
+
+gray frame -> scale -> (backend: DPRNet, GGIRNet) -> scale spaces -> detect on DPRNet's DoG
+pyramid, orient and describe on GGIRNet's gradients -> Features in original-image pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from ..sift import Features, SiftConfig, build_scale_space, features_from_pyramids, gradient_pyramid
+from ..sift.image import MIN_SIDE, InvalidImageError, as_tensor, to_gray_float
+from .backend import DerainBackend
+
+
+@dataclass(frozen=True)
+class FrontEndConfig:
+    """Attributes:
+        derain: run the networks (False: plain SIFT on the frame, for A/B comparisons).
+        scale: process at ``scale`` x the input size (0 < scale <= 1 typical); keypoints are
+            reported in input pixels.
+        sift: SIFT parameters.
+    """
+
+    derain: bool = True
+    scale: float = 1.0
+    sift: SiftConfig = field(default_factory=SiftConfig)
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.scale <= 4.0:
+            raise ValueError(f"scale must be in [0.05, 4], got {self.scale}")
+
+
+@dataclass
+class FrontEndResult:
+    """Attributes:
+        features: keypoints and descriptors in input-image pixels.
+        derained: (h, w) uint8 detection image at the processing scale (None if derain off).
+        timings_ms: milliseconds per stage (preprocess, networks, scale_space, sift, total).
+    """
+
+    features: Features
+    derained: np.ndarray | None
+    timings_ms: dict[str, float]
+
+
+class FeatureFrontEnd:
+    """SIFT features of a frame, through the deraining networks when enabled.
+
+    Args:
+        config: front-end settings.
+        backend: network backend; required when ``config.derain`` is True.
+        device: where scale space and SIFT run when there is no backend.
+    """
+
+    def __init__(self, config: FrontEndConfig, backend: DerainBackend | None = None,
+                 device: str | torch.device = "cpu"):
+        if config.derain and backend is None:
+            raise ValueError("derain is on but no network backend was given")
+        self.config = config
+        self.backend = backend
+        self.device = backend.device if backend is not None else torch.device(device)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @torch.inference_mode()
+    def __call__(self, image: np.ndarray) -> FrontEndResult:
+        """Process one frame.
+
+        Args:
+            image: (H, W) or (H, W, 3|4) BGR(A) array, uint8/uint16/float 0..255.
+
+        Raises:
+            InvalidImageError: the frame cannot be processed (message says why).
+        """
+        t0 = time.perf_counter()
+        ms: dict[str, float] = {}
+        gray = to_gray_float(image)
+        height, width = gray.shape
+        scale = self.config.scale
+        if scale != 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            if min(size) < MIN_SIDE:
+                raise InvalidImageError(f"image {width}x{height} at scale {scale} is smaller "
+                                        f"than {MIN_SIDE} px")
+            interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            gray = cv2.resize(gray, size, interpolation=interpolation)
+        frame = as_tensor(gray, self.device)
+        self._sync()
+        t1 = time.perf_counter()
+        ms["preprocess"] = (t1 - t0) * 1000
+        sift = self.config.sift
+        derained = None
+        if self.config.derain:
+            assert self.backend is not None
+            out = self.backend(frame / 255.0)
+            self._sync()
+            t2 = time.perf_counter()
+            ms["networks"] = (t2 - t1) * 1000
+            detect_space = build_scale_space(out.detect * 255.0, sift)
+            describe_space = (detect_space if out.describe is out.detect
+                              else build_scale_space(out.describe * 255.0, sift))
+            derained = (out.detect[0, 0] * 255.0).round().byte().cpu().numpy()
+        else:
+            t2 = t1
+            ms["networks"] = 0.0
+            detect_space = describe_space = build_scale_space(frame, sift)
+        gradients = gradient_pyramid(describe_space, sift)
+        self._sync()
+        t3 = time.perf_counter()
+        ms["scale_space"] = (t3 - t2) * 1000
+        features = features_from_pyramids(detect_space.dogs, gradients, sift)
+        t4 = time.perf_counter()
+        ms["sift"] = (t4 - t3) * 1000
+        if scale != 1.0:
+            # Back to input pixels: positions scale with the image; so do sizes.
+            features.xy = ((features.xy + 0.5) / np.float32(scale) - 0.5).astype(np.float32)
+            features.size = (features.size / np.float32(scale)).astype(np.float32)
+        ms["total"] = (t4 - t0) * 1000
+        return FrontEndResult(features=features, derained=derained, timings_ms=ms)
