@@ -12,7 +12,7 @@ import torch
 
 from .config import SiftConfig
 from .keypoints import ScaleSpaceKeypoints
-from .sampling import FlatGradients, gather_window, max_window_radius, radius_groups
+from .sampling import FlatGradients, as_flat, gather_window, radius_groups, window_offsets
 from .scale_space import GradientPyramid
 
 CELLS = 4
@@ -26,36 +26,64 @@ _CORNERS = torch.tensor([dr * _PAD_C * _PAD_O + dc * _PAD_O + do
                          for dr in (0, 1) for dc in (0, 1) for do in (0, 1)])
 
 
-def _raw_histograms(mag: torch.Tensor, ori: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
-                    cos_t: torch.Tensor, sin_t: torch.Tensor, angle: torch.Tensor,
-                    hist_width: torch.Tensor) -> torch.Tensor:
-    """Trilinear-interpolated (N, 128) histograms of window samples (N, S)."""
-    n = mag.shape[0]
-    c_rot = dx * cos_t[:, None] - dy * sin_t[:, None]
-    r_rot = dx * sin_t[:, None] + dy * cos_t[:, None]
+def _circle_offsets(radius: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Offsets of OpenCV's (2r+1)^2 window that can fall inside the rotated 4x4-cell square.
+
+    The square's half-diagonal, (d + 1) / 2 * sqrt(2) * hist_width, rounds to ``radius``, so
+    samples beyond radius + 0.5 never count: dropping them (a fifth of the window) changes
+    nothing but the work.
+    """
+    dy, dx = window_offsets(radius, device)
+    keep = dy * dy + dx * dx <= (radius + 0.5) ** 2
+    return dy[keep], dx[keep]
+
+
+def _window_histograms(flat: FlatGradients, centre: torch.Tensor, radius: int,
+                       cos_t: torch.Tensor, sin_t: torch.Tensor, angle: torch.Tensor,
+                       hist_width: torch.Tensor) -> torch.Tensor:
+    """Trilinear-interpolated (N, 128) histograms of the windows around N centres."""
+    n = centre.shape[0]
+    dy, dx = _circle_offsets(radius, centre.device)
+    mag, ori = gather_window(flat, centre, dy, dx)
+    s = dy.shape[0]
+    offsets = torch.stack([dx, dy]).float()
+    # Rotation into the keypoint frame as two (N, 2) @ (2, S) products: contiguous results.
+    c_rot = torch.stack([cos_t, -sin_t], 1) @ offsets
+    r_rot = torch.stack([sin_t, cos_t], 1) @ offsets
     # rbin = r_rot + d/2 - 0.5 lies in (-1, d)  <=>  |r_rot| < (d + 1) / 2; same for columns.
-    valid = (torch.maximum(r_rot.abs(), c_rot.abs()) < (CELLS + 1) / 2) & (mag > 0)
-    owner, sample = torch.nonzero(valid, as_tuple=True)
-    rbin = r_rot[owner, sample] + (CELLS / 2 - 0.5)
-    cbin = c_rot[owner, sample] + (CELLS / 2 - 0.5)
+    inside = torch.maximum(r_rot.abs_(), c_rot.abs()) < (CELLS + 1) / 2
+    flat_index = torch.nonzero((inside & (mag > 0)).view(-1)).squeeze(1)
+    owner = torch.div(flat_index, s, rounding_mode="floor")
+    sample = flat_index - owner * s
+    def take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return values.reshape(-1).index_select(0, index)
+
+    # r_rot was made absolute in place above; recompute it for the kept samples only.
+    dxs, dys = take(offsets[0], sample), take(offsets[1], sample)
+    rbin = dxs * take(sin_t, owner) + dys * take(cos_t, owner) + (CELLS / 2 - 0.5)
+    cbin = take(c_rot, flat_index) + (CELLS / 2 - 0.5)
     # The Gaussian weight depends only on the distance, so it needs no rotation.
-    dist2 = (dy * dy + dx * dx)[sample] / (hist_width[owner] ** 2)
-    value = mag[owner, sample] * torch.exp(dist2 * (-1.0 / (CELLS * CELLS * 0.5)))
-    obin = (ori[owner, sample] - angle[owner]) * (ORI_BINS / 360.0)
+    exponent = (dxs * dxs + dys * dys) * take(-1.0 / (CELLS * CELLS * 0.5) / hist_width ** 2,
+                                              owner)
+    value = take(mag, flat_index) * torch.exp(exponent)
+    obin = (take(ori, flat_index) - take(angle, owner)) * (ORI_BINS / 360.0)
     r0, c0, o0 = torch.floor(rbin), torch.floor(cbin), torch.floor(obin)
     fr, fc, fo = rbin - r0, cbin - c0, obin - o0
-    o0 = torch.remainder(o0.long(), ORI_BINS)
-    base = ((r0.long() + 1) * _PAD_C + c0.long() + 1) * _PAD_O + o0
+    base = (owner * (_PAD_C * _PAD_C * _PAD_O) + ((r0.long() + 1) * _PAD_C + c0.long() + 1)
+            * _PAD_O + torch.remainder(o0.long(), ORI_BINS))
+    # OpenCV's update order: split the value along rows, then columns, then orientation.
     v_r1 = value * fr
-    wr = torch.stack([value - v_r1, v_r1], 1)
-    wc = torch.stack([1 - fc, fc], 1)
-    wo = torch.stack([1 - fo, fo], 1)
-    corner_w = (wr[:, :, None, None] * wc[:, None, :, None] * wo[:, None, None, :]).reshape(-1, 8)
-    hist_len = _PAD_C * _PAD_C * _PAD_O
-    index = (owner * hist_len + base)[:, None] + _CORNERS.to(base.device)
-    hist = torch.zeros(n * hist_len, device=mag.device, dtype=mag.dtype)
-    hist.index_add_(0, index.reshape(-1), corner_w.reshape(-1))
-    hist = hist.reshape(n, _PAD_C, _PAD_C, _PAD_O)
+    v_r0 = value - v_r1
+    parts = []
+    for v_r in (v_r0, v_r1):
+        v_rc1 = v_r * fc
+        for v_rc in (v_r - v_rc1, v_rc1):
+            v_rco1 = v_rc * fo
+            parts += [v_rc - v_rco1, v_rco1]
+    index = base[None, :] + _CORNERS.to(base.device)[:, None]
+    hist = torch.zeros(n * _PAD_C * _PAD_C * _PAD_O, device=mag.device, dtype=mag.dtype)
+    hist.index_add_(0, index.view(-1), torch.cat(parts))
+    hist = hist.view(n, _PAD_C, _PAD_C, _PAD_O)
     # Orientation is circular: fold the two wrap-around bins back.
     hist[..., 0] += hist[..., ORI_BINS]
     hist[..., 1] += hist[..., ORI_BINS + 1]
@@ -70,7 +98,7 @@ def normalize_descriptors(raw: torch.Tensor) -> torch.Tensor:
     return torch.round(clipped * scale).clamp(0, 255).to(torch.uint8)
 
 
-def describe(keypoints: ScaleSpaceKeypoints, gradients: GradientPyramid,
+def describe(keypoints: ScaleSpaceKeypoints, gradients: GradientPyramid | FlatGradients,
              config: SiftConfig) -> torch.Tensor:
     """SIFT descriptors of oriented keypoints from the gradient images.
 
@@ -85,7 +113,7 @@ def describe(keypoints: ScaleSpaceKeypoints, gradients: GradientPyramid,
     device = keypoints.octave.device
     if len(keypoints) == 0:
         return torch.zeros(0, CELLS * CELLS * ORI_BINS, dtype=torch.uint8, device=device)
-    flat = FlatGradients.from_pyramid(gradients, max_window_radius(config))
+    flat = as_flat(gradients, config)
     scale = keypoints.scale_in_octave(config.sigma, config.n_octave_layers)
     hist_width = SCALE_FACTOR * scale
     radius = torch.round(hist_width * math.sqrt(2) * (CELLS + 1) * 0.5).long()
@@ -100,10 +128,9 @@ def describe(keypoints: ScaleSpaceKeypoints, gradients: GradientPyramid,
     # Window centre: the rounded sub-pixel position, as OpenCV.
     row = torch.round(keypoints.row + keypoints.offset[:, 1]).long()
     col = torch.round(keypoints.col + keypoints.offset[:, 2]).long()
+    centre = flat.centres(keypoints.octave, keypoints.layer - 1, row, col)
     raw = torch.zeros(len(keypoints), CELLS * CELLS * ORI_BINS, device=device)
     for r, m in radius_groups(radius):
-        mag, ori, dy, dx = gather_window(flat, keypoints.octave[m], keypoints.layer[m] - 1,
-                                         row[m], col[m], r)
-        raw[m] = _raw_histograms(mag, ori, dy.float(), dx.float(), cos_t[m], sin_t[m], angle[m],
-                                 hist_width[m])
+        raw[m] = _window_histograms(flat, centre[m], r, cos_t[m], sin_t[m], angle[m],
+                                    hist_width[m])
     return normalize_descriptors(raw)

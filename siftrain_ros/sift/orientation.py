@@ -9,7 +9,13 @@ import torch
 
 from .config import SiftConfig
 from .keypoints import ScaleSpaceKeypoints
-from .sampling import FlatGradients, gather_window, max_window_radius, radius_groups
+from .sampling import (
+    FlatGradients,
+    as_flat,
+    gather_window,
+    radius_groups,
+    window_offsets,
+)
 from .scale_space import GradientPyramid
 
 N_BINS = 36
@@ -33,9 +39,10 @@ def orientation_histograms(flat: FlatGradients, keypoints: ScaleSpaceKeypoints,
     radius = torch.round(RADIUS_FACTOR * scale).long()
     exp_scale = -1.0 / (2.0 * (SIGMA_FACTOR * scale) ** 2)
     hist = torch.zeros(len(keypoints), N_BINS, device=flat.magnitude.device)
+    centre = flat.centres(keypoints.octave, keypoints.layer - 1, keypoints.row, keypoints.col)
     for r, m in radius_groups(radius):
-        mag, ori, dy, dx = gather_window(flat, keypoints.octave[m], keypoints.layer[m] - 1,
-                                         keypoints.row[m], keypoints.col[m], r)
+        dy, dx = window_offsets(r, centre.device)
+        mag, ori = gather_window(flat, centre[m], dy, dx)
         weight = torch.exp((dy * dy + dx * dx)[None, :] * exp_scale[m, None])
         bins = torch.round(ori * (N_BINS / 360.0)).long() % N_BINS
         part = torch.zeros(m.numel(), N_BINS, device=hist.device)
@@ -67,13 +74,14 @@ def peak_angles(hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return owner, angle
 
 
-def assign_orientations(keypoints: ScaleSpaceKeypoints, gradients: GradientPyramid,
+def assign_orientations(keypoints: ScaleSpaceKeypoints,
+                        gradients: GradientPyramid | FlatGradients,
                         config: SiftConfig) -> ScaleSpaceKeypoints:
     """Give each keypoint its dominant orientation(s) from the gradient images.
 
     Args:
         keypoints: detected keypoints (angle ignored).
-        gradients: gradient pyramid of the image to describe (batch of one).
+        gradients: gradient pyramid of the image to describe (batch of one), or its flat form.
         config: SIFT parameters.
 
     Returns:
@@ -81,9 +89,8 @@ def assign_orientations(keypoints: ScaleSpaceKeypoints, gradients: GradientPyram
     """
     if len(keypoints) == 0:
         return keypoints
-    flat = FlatGradients.from_pyramid(gradients, max_window_radius(config))
-    hist = orientation_histograms(flat, keypoints, config)
-    owner, angle = peak_angles(hist)
+    flat = as_flat(gradients, config)
+    owner, angle = peak_angles(orientation_histograms(flat, keypoints, config))
     oriented = keypoints.select(owner)
     oriented.angle = angle
     return oriented

@@ -18,6 +18,7 @@ from .features import Features
 from .image import as_tensor, to_gray_float
 from .keypoints import ScaleSpaceKeypoints
 from .orientation import assign_orientations
+from .sampling import as_flat
 from .scale_space import GradientPyramid, ScaleSpace, build_scale_space, gradient_pyramid
 
 
@@ -76,9 +77,12 @@ def features_from_pyramids(dogs: list[torch.Tensor], gradients: GradientPyramid,
         Features in input-image pixels.
     """
     keypoints = detect(dogs, config)
-    keypoints = assign_orientations(keypoints, gradients, config)
+    if len(keypoints) == 0:
+        return pack_features(keypoints, torch.zeros(0, 128, dtype=torch.uint8), config)
+    flat = as_flat(gradients, config)
+    keypoints = assign_orientations(keypoints, flat, config)
     keypoints = keep_strongest(remove_duplicates(keypoints), config.max_keypoints)
-    return pack_features(keypoints, describe(keypoints, gradients, config), config)
+    return pack_features(keypoints, describe(keypoints, flat, config), config)
 
 
 class Sift:

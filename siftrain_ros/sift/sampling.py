@@ -26,11 +26,15 @@ MAX_SAMPLES_PER_CHUNK = 4_000_000
 class FlatGradients:
     """Gradient pyramid of one image as zero-padded flat buffers.
 
+    Every octave is padded to the same row length, so a window's sample offsets
+    (``dy * row_stride + dx``) are shared by keypoints of all octaves.
+
     Attributes:
-        magnitude, orientation: (T,) all octaves' (levels, H_o + 2P, W_o + 2P) images.
+        magnitude, orientation: (T,) all octaves' (levels, H_o + 2P, row_stride) images.
         origin: (O,) int64 flat index of pixel (level 0, row 0, col 0) of each octave.
         height, width: (O,) int64 unpadded octave sizes.
-        level_stride, row_stride: (O,) int64 flat strides of a level and a row.
+        level_stride: (O,) int64 flat stride of a level.
+        row_stride: common flat stride of a row.
         pad: P, the largest window radius that can be gathered.
     """
 
@@ -40,22 +44,22 @@ class FlatGradients:
     height: torch.Tensor
     width: torch.Tensor
     level_stride: torch.Tensor
-    row_stride: torch.Tensor
+    row_stride: int
     pad: int
 
     @classmethod
     def from_pyramid(cls, gradients: GradientPyramid, pad: int) -> FlatGradients:
-        mags, oris, origin, level_stride, row_stride = [], [], [], [], []
+        row_stride = gradients.magnitude[0].shape[-1] + 2 * pad
+        mags, oris, origin, level_stride = [], [], [], []
         offset = 0
         for mag, ori in zip(gradients.magnitude, gradients.orientation, strict=True):
-            mag = F.pad(mag[0], (pad, pad, pad, pad))
-            levels, h, w = mag.shape
-            origin.append(offset + pad * w + pad)
-            level_stride.append(h * w)
-            row_stride.append(w)
-            offset += mag.numel()
-            mags.append(mag.reshape(-1))
-            oris.append(F.pad(ori[0], (pad, pad, pad, pad)).reshape(-1))
+            _, levels, h, w = mag.shape
+            padding = (pad, row_stride - w - pad, pad, pad)
+            mags.append(F.pad(mag[0], padding).reshape(-1))
+            oris.append(F.pad(ori[0], padding).reshape(-1))
+            origin.append(offset + pad * row_stride + pad)
+            level_stride.append((h + 2 * pad) * row_stride)
+            offset += mags[-1].numel()
         device = mags[0].device
 
         def as_long(values: list[int]) -> torch.Tensor:
@@ -65,8 +69,14 @@ class FlatGradients:
             magnitude=torch.cat(mags), orientation=torch.cat(oris), origin=as_long(origin),
             height=as_long([m.shape[-2] for m in gradients.magnitude]),
             width=as_long([m.shape[-1] for m in gradients.magnitude]),
-            level_stride=as_long(level_stride), row_stride=as_long(row_stride), pad=pad,
+            level_stride=as_long(level_stride), row_stride=row_stride, pad=pad,
         )
+
+    def centres(self, octave: torch.Tensor, level: torch.Tensor, row: torch.Tensor,
+                col: torch.Tensor) -> torch.Tensor:
+        """(N,) flat index of each keypoint's window centre."""
+        return (self.origin[octave] + level * self.level_stride[octave]
+                + row * self.row_stride + col)
 
 
 def max_window_radius(config: SiftConfig) -> int:
@@ -74,6 +84,13 @@ def max_window_radius(config: SiftConfig) -> int:
     # Refined keypoints have layer + xi < n_octave_layers + 0.5.
     scale = config.sigma * 2.0 ** ((config.n_octave_layers + 0.5) / config.n_octave_layers)
     return int(math.ceil(max(3.0 * scale * math.sqrt(2) * 2.5, 4.5 * scale))) + 1
+
+
+def as_flat(gradients: GradientPyramid | FlatGradients, config: SiftConfig) -> FlatGradients:
+    """The flat form, built once per image and shared by orientation and description."""
+    if isinstance(gradients, FlatGradients):
+        return gradients
+    return FlatGradients.from_pyramid(gradients, max_window_radius(config))
 
 
 def window_offsets(radius: int, device: torch.device | str | None = None
@@ -94,24 +111,20 @@ def radius_groups(radius: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
             yield int(value), members[start: start + per_chunk]
 
 
-def gather_window(flat: FlatGradients, octave: torch.Tensor, level: torch.Tensor,
-                  row: torch.Tensor, col: torch.Tensor, radius: int
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradient samples in a (2r+1)^2 window around each keypoint.
+def gather_window(flat: FlatGradients, centre: torch.Tensor, dy: torch.Tensor,
+                  dx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient samples at offsets (dy, dx) around each window centre.
 
     Args:
-        flat: flattened gradient pyramid, padded by at least ``radius``.
-        octave, level, row, col: (N,) keypoint octave, level (0-based into the kept levels) and
-            window centre in octave pixels.
-        radius: window radius in pixels.
+        flat: flattened gradient pyramid, padded by at least max(|dy|, |dx|).
+        centre: (N,) flat centre indices from ``flat.centres``.
+        dy, dx: (S,) sample offsets in pixels.
 
     Returns:
-        mag, ori: (N, S) samples (mag zero outside the image interior); dy, dx: (S,) offsets.
+        mag, ori: (N, S) samples; mag is zero outside the image interior.
     """
-    if radius > flat.pad:
-        raise ValueError(f"window radius {radius} exceeds the gradient padding {flat.pad}")
-    dy, dx = window_offsets(radius, row.device)
-    centre = (flat.origin[octave] + level * flat.level_stride[octave]
-              + row * flat.row_stride[octave] + col)
-    index = centre[:, None] + (dy[None, :] * flat.row_stride[octave][:, None] + dx)
-    return flat.magnitude[index], flat.orientation[index], dy, dx
+    # index_select is several times faster than advanced indexing on CPU.
+    index = (centre[:, None] + (dy * flat.row_stride + dx)).view(-1)
+    shape = (centre.shape[0], dy.shape[0])
+    return (flat.magnitude.index_select(0, index).view(shape),
+            flat.orientation.index_select(0, index).view(shape))
