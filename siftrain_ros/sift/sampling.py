@@ -12,11 +12,12 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import cv2
 import torch
 import torch.nn.functional as F
 
 from .config import SiftConfig
-from .scale_space import GradientPyramid
+from .scale_space import GradientPyramid, ScaleSpace
 
 # Cap on samples gathered at once, to bound memory on large images with many keypoints.
 MAX_SAMPLES_PER_CHUNK = 4_000_000
@@ -46,6 +47,7 @@ class FlatGradients:
     level_stride: torch.Tensor
     row_stride: int
     pad: int
+    levels: int
 
     @classmethod
     def from_pyramid(cls, gradients: GradientPyramid, pad: int) -> FlatGradients:
@@ -70,7 +72,26 @@ class FlatGradients:
             height=as_long([m.shape[-2] for m in gradients.magnitude]),
             width=as_long([m.shape[-1] for m in gradients.magnitude]),
             level_stride=as_long(level_stride), row_stride=row_stride, pad=pad,
+            levels=gradients.magnitude[0].shape[1],
         )
+
+    def _views(self, buffer: torch.Tensor) -> list[torch.Tensor]:
+        views = []
+        for origin, stride, h, w in zip(self.origin.tolist(), self.level_stride.tolist(),
+                                        self.height.tolist(), self.width.tolist(), strict=True):
+            start = origin - self.pad * self.row_stride - self.pad
+            levels = self.levels
+            block = buffer[start: start + levels * stride].view(levels, -1, self.row_stride)
+            views.append(block[None, :, self.pad: self.pad + h, self.pad: self.pad + w])
+        return views
+
+    def magnitude_views(self) -> list[torch.Tensor]:
+        """Per-octave (1, levels, H_o, W_o) views of the magnitude buffer."""
+        return self._views(self.magnitude)
+
+    def orientation_views(self) -> list[torch.Tensor]:
+        """Per-octave (1, levels, H_o, W_o) views of the orientation buffer."""
+        return self._views(self.orientation)
 
     def centres(self, octave: torch.Tensor, level: torch.Tensor, row: torch.Tensor,
                 col: torch.Tensor) -> torch.Tensor:
@@ -90,7 +111,52 @@ def as_flat(gradients: GradientPyramid | FlatGradients, config: SiftConfig) -> F
     """The flat form, built once per image and shared by orientation and description."""
     if isinstance(gradients, FlatGradients):
         return gradients
+    if gradients.flat is not None and gradients.flat.pad >= max_window_radius(config):
+        return gradients.flat
     return FlatGradients.from_pyramid(gradients, max_window_radius(config))
+
+
+def flat_gradients_opencv(space: ScaleSpace, config: SiftConfig) -> FlatGradients:
+    """Gradients of Gaussian levels 1..n_octave_layers computed by OpenCV on CPU, written
+    directly into zero-padded flat buffers (no intermediate pyramid, no padding copy).
+
+    Same values as ``image_gradients`` + magnitude/orientation, with OpenCV's ``fastAtan2``.
+    """
+    pad = max_window_radius(config)
+    levels = config.n_octave_layers
+    row_stride = space.gaussians[0].shape[-1] + 2 * pad
+    sizes = [g.shape[-2:] for g in space.gaussians]
+    level_stride = [(h + 2 * pad) * row_stride for h, _ in sizes]
+    total = sum(levels * stride for stride in level_stride)
+    magnitude = torch.zeros(total)
+    orientation = torch.zeros(total)
+    mag_np, ori_np = magnitude.numpy(), orientation.numpy()
+    origin, offset = [], 0
+    for gaussian, (h, w), stride in zip(space.gaussians, sizes, level_stride, strict=True):
+        origin.append(offset + pad * row_stride + pad)
+        for level in range(levels):
+            image = gaussian[0, level + 1].contiguous().numpy()
+            # Central differences with y up (OpenCV SIFT's dx, dy), zero on the 1-px border
+            # where OpenCV takes no samples.
+            dx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=1)
+            dy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=1, scale=-1)
+            for d in (dx, dy):
+                d[0], d[-1], d[:, 0], d[:, -1] = 0, 0, 0, 0
+            start = offset + level * stride
+            rows = slice(pad, pad + h)
+            cols = slice(pad, pad + w)
+            mag_view = mag_np[start: start + stride].reshape(-1, row_stride)[rows, cols]
+            ori_view = ori_np[start: start + stride].reshape(-1, row_stride)[rows, cols]
+            mag, ori = cv2.cartToPolar(dx, dy, angleInDegrees=True)
+            mag_view[...] = mag
+            ori_view[...] = ori
+        offset += levels * stride
+    as_long = lambda values: torch.tensor(values, dtype=torch.int64)  # noqa: E731
+    return FlatGradients(
+        magnitude=magnitude, orientation=orientation, origin=as_long(origin),
+        height=as_long([h for h, _ in sizes]), width=as_long([w for _, w in sizes]),
+        level_stride=as_long(level_stride), row_stride=row_stride, pad=pad, levels=levels,
+    )
 
 
 def window_offsets(radius: int, device: torch.device | str | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -49,6 +50,8 @@ class GradientPyramid:
 
     magnitude: list[torch.Tensor]
     orientation: list[torch.Tensor]
+    # The flat, padded buffers these tensors are views of, when built on CPU (FlatGradients).
+    flat: Any = None
 
 
 def gaussian_kernel1d(sigma: float, dtype: torch.dtype = torch.float32,
@@ -215,7 +218,19 @@ def image_gradients(gaussian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def gradient_pyramid(space: ScaleSpace, config: SiftConfig) -> GradientPyramid:
-    """Magnitude and orientation (degrees) of levels 1..n_octave_layers of every octave."""
+    """Magnitude and orientation (degrees) of levels 1..n_octave_layers of every octave.
+
+    On CPU without autograd OpenCV computes them (``cartToPolar`` uses ``fastAtan2``, the very
+    approximation OpenCV's SIFT uses) straight into the padded buffers the orientation and
+    descriptor stages read; elsewhere torch computes them.
+    """
+    if space.gaussians[0].device.type == "cpu" and space.gaussians[0].shape[0] == 1 and not (
+            torch.is_grad_enabled() and space.gaussians[0].requires_grad):
+        from .sampling import flat_gradients_opencv  # sampling builds on this module
+
+        flat = flat_gradients_opencv(space, config)
+        return GradientPyramid(magnitude=flat.magnitude_views(),
+                               orientation=flat.orientation_views(), flat=flat)
     magnitudes, orientations = [], []
     for gaussian in space.gaussians:
         dx, dy = image_gradients(gaussian[:, 1: config.n_octave_layers + 1])
