@@ -1,10 +1,11 @@
-"""`siftrain demo`: the main job on the bundled samples — SIFT on clean and rainy frames,
-next to OpenCV's SIFT, as a table."""
+"""`siftrain demo`: the main job, end to end over ROS 2 (see ``siftrain_ros.demo``); with
+``--offline``, the SIFT-only table on the bundled frames next to OpenCV's SIFT."""
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import cv2
 from rich.console import Console
@@ -21,13 +22,30 @@ from ..sift import Features, Sift, read_gray
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the pipeline on the bundled sample frames")
+    p = sub.add_parser("demo", help="node + bag player + consumer on a rainy sequence (ROS 2)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic rain")
+    p.add_argument("--frames", type=int, default=10, help="frames in the rainy sequence")
+    p.add_argument("--scale", type=float, default=0.5, help="node image_scale")
+    p.add_argument("--rate", type=float, default=0.1,
+                   help="playback speed factor (the sequence is recorded at 10 Hz)")
+    p.add_argument("--out", type=Path, default=Path("out"), help="where the overlay goes")
+    p.add_argument("--weights-dir", type=Path, default=None,
+                   help="network weights (default: shipped with the package)")
+    p.add_argument("--offline", action="store_true",
+                   help="no ROS: SIFT on clean and rainy frames next to OpenCV, as a table")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.offline:
+        from ..demo import run_demo
+
+        return run_demo(args)
+    return run_offline(args)
+
+
+def run_offline(args: argparse.Namespace) -> int:
     sift = Sift(device=args.device)
     opencv = cv2.SIFT_create()
     table = Table(title="siftrain demo: SIFT on bundled frames (clean and with synthetic rain)")

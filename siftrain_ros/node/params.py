@@ -1,0 +1,117 @@
+"""The node's parameters: one table of names, defaults, descriptions and constraints.
+
+Declared with ``ParameterDescriptor`` so ``ros2 param describe`` shows descriptions, ranges and
+allowed values; checked by ``validate`` both at start and in the on-set-parameters callback, so
+a bad value is refused with the same reason either way. Parameters that need the engine or the
+subscriptions rebuilt are read-only after start (rclpy refuses changes to them itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..frontend import BACKENDS, PRECISIONS
+from ..frontend import factory as _factory
+
+# Backends the factory knows beyond the four documented ones (e.g. tensorrt_rtx), if any.
+BACKEND_CHOICES = tuple(BACKENDS) + tuple(getattr(_factory, "EXTRA_BACKENDS", ()))
+
+IMAGE_QOS_CHOICES = ("SENSOR_DATA", "DEFAULT", "SYSTEM_DEFAULT")
+SCALE_RANGE = (0.05, 4.0)  # FrontEndConfig's accepted range
+MAX_KEYPOINTS_RANGE = (0, 100_000)
+CONTRAST_RANGE = (0.0, 1.0)
+EDGE_RANGE = (1.0, 1000.0)
+QOS_DEPTH_RANGE = (1, 1000)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: default (its type is the parameter's type), description, constraints."""
+
+    name: str
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+    value_range: tuple[float, float] | None = None
+    read_only: bool = False
+
+
+PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("derain", True, "run DPRNet/GGIRNet before SIFT; false runs plain SIFT (A/B "
+              "comparisons, or no weights)", read_only=True),
+    ParamSpec("backend", "auto", "network backend (auto picks the fastest available)",
+              choices=BACKEND_CHOICES, read_only=True),
+    ParamSpec("precision", "fp32", "network precision (fp16 needs CUDA; int8 needs tensorrt)",
+              choices=PRECISIONS, read_only=True),
+    ParamSpec("device", "cpu", "torch device for networks and SIFT: cpu, cuda or cuda:N",
+              read_only=True),
+    ParamSpec("weights_dir", "", "directory with <net>_lite.safetensors; empty = the weights "
+              "shipped in the package", read_only=True),
+    ParamSpec("engine_dir", "", "TensorRT engine cache directory; empty = the package default",
+              read_only=True),
+    ParamSpec("force_engine_rebuild", False, "rebuild cached TensorRT engines at start",
+              read_only=True),
+    ParamSpec("image_scale", 1.0, "process at this fraction of the input size; keypoints are "
+              "still published in input pixels", value_range=SCALE_RANGE),
+    ParamSpec("max_keypoints", 0, "keep the strongest N keypoints by response; 0 keeps all",
+              value_range=MAX_KEYPOINTS_RANGE),
+    ParamSpec("contrast_threshold", 0.04, "SIFT DoG contrast threshold (OpenCV units)",
+              value_range=CONTRAST_RANGE),
+    ParamSpec("edge_threshold", 10.0, "SIFT edge (principal curvature ratio) threshold",
+              value_range=EDGE_RANGE),
+    ParamSpec("publish_derained", False, "publish DPRNet's output on features/derained (mono8, "
+              "processing scale)"),
+    ParamSpec("publish_debug_image", True, "draw keypoints on features/debug_image (only "
+              "rendered while someone subscribes)"),
+    ParamSpec("subscribe_compressed", False, "also subscribe <image>/compressed "
+              "(sensor_msgs/CompressedImage)", read_only=True),
+    ParamSpec("image_qos", "SENSOR_DATA", "QoS of the image subscriptions (SENSOR_DATA is "
+              "best effort: matches camera drivers; DEFAULT is reliable)",
+              choices=IMAGE_QOS_CHOICES, read_only=True),
+    ParamSpec("qos_depth", 5, "history depth of the image subscriptions",
+              value_range=QOS_DEPTH_RANGE, read_only=True),
+)
+SPECS = {spec.name: spec for spec in PARAMS}
+
+
+def validate(name: str, value: Any) -> str | None:
+    """Why ``value`` is not acceptable for parameter ``name``; None when it is."""
+    spec = SPECS.get(name)
+    if spec is None:
+        return None  # not ours (use_sim_time etc.): rclpy checks those
+    expected = type(spec.default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        return f"{name} must be a {expected.__name__}, got {type(value).__name__} {value!r}"
+    if spec.choices and value not in spec.choices:
+        return f"{name} must be one of {', '.join(spec.choices)}, got {value!r}"
+    if spec.value_range is not None:
+        low, high = spec.value_range
+        if not low <= value <= high:  # also False for NaN
+            return f"{name} must be in [{low}, {high}], got {value!r}"
+    if name == "device" and not (value == "cpu" or value == "cuda"
+                                 or (value.startswith("cuda:") and value[5:].isdigit())):
+        return f"device must be cpu, cuda or cuda:N, got {value!r}"
+    return None
+
+
+def descriptor(spec: ParamSpec) -> Any:
+    """The ``rcl_interfaces/ParameterDescriptor`` for ``spec`` (ranges only for numbers)."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    text = spec.description
+    constraints = ""
+    if spec.choices:
+        constraints = f"one of: {', '.join(spec.choices)}"
+    desc = ParameterDescriptor(description=text, additional_constraints=constraints,
+                               read_only=spec.read_only)
+    if spec.value_range is not None:
+        low, high = spec.value_range
+        if isinstance(spec.default, float):
+            desc.floating_point_range = [FloatingPointRange(from_value=float(low),
+                                                            to_value=float(high), step=0.0)]
+        else:
+            desc.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+    return desc
