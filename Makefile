@@ -9,10 +9,13 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt setup.py setup.cfg package.xml
+# Makefile is a prerequisite: the --no-deps pin below lives here.
+$(STAMP): requirements.txt requirements-dev.txt setup.py setup.cfg package.xml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	# Type stubs only (test/test_typing.py); --no-deps: their tensorrt dependency cannot download.
+	$(BIN)/python -m pip install --quiet --no-deps tensorrt-stubs==10.13.0.35.1
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

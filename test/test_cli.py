@@ -17,8 +17,13 @@ def siftrain(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_extract_writes_npz_with_the_documented_arrays(tmp_path):
+    from test_export import make_weights
+
     frame = samples.tum_frames()[0]
-    result = siftrain("extract", str(frame), "--out", str(tmp_path), "--max-keypoints", "300")
+    # --derain on is the default; fresh-net weights stand in for the shipped ones.
+    weights = make_weights(tmp_path / "weights")
+    result = siftrain("extract", str(frame), "--out", str(tmp_path), "--max-keypoints", "300",
+                      "--weights-dir", str(weights), "--backend", "torch", "--scale", "0.5")
     assert result.returncode == 0, result.stderr
     with np.load(tmp_path / f"{frame.stem}.npz") as data:
         assert data["xy"].dtype == np.float32 and data["xy"].shape == (300, 2)
@@ -28,10 +33,19 @@ def test_extract_writes_npz_with_the_documented_arrays(tmp_path):
         assert data["descriptors"].dtype == np.uint8 and data["descriptors"].shape == (300, 128)
 
 
+def test_extract_without_weights_names_the_missing_file(tmp_path):
+    frame = samples.tum_frames()[0]
+    result = siftrain("extract", str(frame), "--out", str(tmp_path), "--weights-dir",
+                      str(tmp_path / "none"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "dprnet_lite.safetensors not found" in line
+
+
 def test_extract_bad_input_is_one_clear_line(tmp_path):
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"nope")
-    result = siftrain("extract", str(junk), "--out", str(tmp_path))
+    result = siftrain("extract", str(junk), "--out", str(tmp_path), "--derain", "off")
     assert result.returncode == 2
     assert "not a readable image" in result.stderr and "Traceback" not in result.stderr
 

@@ -306,21 +306,41 @@ def test_rtx_profile_must_name_the_dynamic_input(
         build_engine(tiny_onnx["fp32"], profile=three_channels, flavour="tensorrt_rtx")
 
 
-@pytest.mark.parametrize("kind", ["dprnet", "ggirnet"])
-def test_rtx_builds_the_project_nets(rtx: types.ModuleType, kind: str, tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
-    nets = pytest.importorskip("siftrain_ros.nets")
-    path = _export(nets.build_net(kind, "lite").eval(), tmp_path / f"{kind}.onnx", torch.float32)
-    result = get_or_build_engine(
-        path,
-        tmp_path / "engines",
-        precision="fp32",
-        profile=image_profile((64, 64), (480, 640), (720, 1280)),
-        flavour="tensorrt_rtx",
-        build_only=True,
-    )
-    assert result.built and result.engine_path.stat().st_size > 100_000
-    assert result.io["image"].mode == "input"
+def test_rtx_builds_the_exported_project_graphs_fp32_and_fp16(
+    rtx: types.ModuleType, tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`siftrain build-engines` on the graphs `siftrain export-onnx` writes: fp32 from the fp32
+    ONNX, fp16 from the fp16 ONNX (TensorRT-RTX is strongly typed), each with a profile."""
+    pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript")
+    from test_export import make_weights, shared_dirs
+
+    from siftrain_ros.cli import main
+
+    weights, engines = shared_dirs(tmp_path_factory)  # fp32 graphs shared with test_export
+    make_weights(weights, ("l1",))  # one net for both roles: a single fp16 export
+    common = ["--size", "320x240", "--flavour", "tensorrt_rtx", "--engine-dir", str(engines),
+              "--weights-dir", str(weights)]
+    assert main(["build-engines", "--precision", "fp32", *common]) == 0
+    out = capsys.readouterr().out
+    assert out.count("] built: ") == 2 and "from fp32 ONNX" in out
+    assert main(["build-engines", "--precision", "fp16", "--model", "l1", *common]) == 0
+    out = capsys.readouterr().out
+    assert "from fp16 ONNX" in out and out.count("] built: ") == 1
+    sidecars = {p.name: read_sidecar(p) for p in engines.glob("*.engine.json")}
+    keys = [doc["key"] for doc in sidecars.values()]
+    assert {k["precision"] for k in keys} == {"fp32", "fp16"}
+    assert all(k["profile"] == [["image", [1, 1, 16, 16], [1, 1, 240, 320], [1, 1, 240, 320]]]
+               for k in keys)
+    half = next(doc for doc in sidecars.values() if doc["key"]["precision"] == "fp16")
+    assert half["io"]["image"]["dtype"] == "HALF"
+
+    # A damaged engine is noticed and rebuilt, with the reason on the progress output.
+    engine = next(engines.glob("dprnet_lite.fp32.*.engine"))
+    engine.write_bytes(engine.read_bytes()[:1000])
+    assert main(["build-engines", "--precision", "fp32", *common]) == 0
+    out = capsys.readouterr().out
+    assert "engine size mismatch" in out and out.count("up to date") == 1
 
 
 # --------------------------------------------------------------------------- running engines

@@ -23,6 +23,13 @@ class DerainOutput:
     describe: torch.Tensor
 
 
+class BackendError(ValueError):
+    """A backend cannot be made or run as asked (missing runtime, GPU, file, bad precision).
+
+    A ``ValueError`` so that the command line reports it as one line, like other bad input.
+    """
+
+
 class DerainBackend(Protocol):
     """What the front end needs from a backend."""
 
@@ -50,10 +57,10 @@ class TorchBackend:
                  device: str | torch.device = "cpu", precision: str = "fp32"):
         self.device = resolve_device(device)
         if precision not in ("fp32", "fp16"):
-            raise ValueError(f"the torch backend supports precision fp32 or fp16, got "
-                             f"{precision!r} (int8 needs the tensorrt backend)")
+            raise BackendError(f"the torch backend supports precision fp32 or fp16, got "
+                               f"{precision!r} (int8 needs the tensorrt backend)")
         if precision == "fp16" and self.device.type != "cuda":
-            raise ValueError("precision fp16 needs a CUDA device with the torch backend")
+            raise BackendError("precision fp16 needs a CUDA device with the torch backend")
         self.precision = precision
         self.detect_net = detect_net.to(self.device).eval()
         self.describe_net = describe_net.to(self.device).eval()
