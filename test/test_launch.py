@@ -29,11 +29,10 @@ from ament_index_python.packages import (  # noqa: E402
     get_package_share_directory,
 )
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from launch import LaunchDescription  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
-
-from launch import LaunchDescription  # noqa: E402
 
 try:
     SHARE = Path(get_package_share_directory("siftrain_ros"))

@@ -1,12 +1,13 @@
 """The feature front end: image -> gray, scale -> DPRNet/GGIRNet -> scale space -> SIFT."""
 
-from .backend import DerainBackend, DerainOutput, TorchBackend
+from .backend import BackendError, DerainBackend, DerainOutput, TorchBackend
 from .factory import BACKENDS, PRECISIONS, make_backend
 from .frontend import FeatureFrontEnd, FrontEndConfig, FrontEndResult
 from .weights import MissingWeightsError, load_derain_nets, weights_path
 
 __all__ = [
     "BACKENDS",
+    "BackendError",
     "PRECISIONS",
     "make_backend",
     "DerainBackend",
