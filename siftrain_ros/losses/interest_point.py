@@ -1,0 +1,58 @@
+"""The interest point loss: extremum strength of the recovered DoG pyramid vs the clean one,
+where either has a keypoint candidate."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..sift import SiftConfig
+from .common import masked_l1
+from .extrema import extremum_margins, keypoint_mask
+
+
+def prefilter_threshold(config: SiftConfig) -> float:
+    """The detector's |DoG| prefilter in 0..255 units, ``floor(0.5 * c / L * 255)``, as OpenCV."""
+    return float(math.floor(0.5 * config.contrast_threshold / config.n_octave_layers * 255))
+
+
+def interest_point_loss(output_dogs: list[torch.Tensor], clean_dogs: list[torch.Tensor],
+                        config: SiftConfig, dilate: int = 1) -> torch.Tensor:
+    r"""Interest point loss over all octaves.
+
+    For each octave with DoG stacks :math:`D^o` (output) and :math:`D^c` (clean), margins
+    :math:`m_\max = D - \max_{26} D` and :math:`m_\min = \min_{26} D - D` (see
+    :func:`extremum_margins`), and keypoint mask
+    :math:`K = \mathrm{dilate}(\mathrm{kp}(D^c) \lor \mathrm{kp}(D^o))` (3x3x3 extrema above the
+    prefilter threshold, dilated by ``dilate`` pixels in-plane so a keypoint that moved by a
+    pixel is penalised at both places):
+
+    .. math::
+        L_{ip} = \mathrm{mean}_o \frac{\sum K (|m^o_\max - m^c_\max| + |m^o_\min - m^c_\min|
+                 + |D^o - D^c|)}{\max(\sum K, 1)}
+
+    The margin terms make the loss act on *extrema* (create missing ones, suppress false ones,
+    keep their ranking), the value term on the contrast the detector thresholds. The mask is
+    not differentiated.
+
+    Args:
+        output_dogs, clean_dogs: per-octave (B, L, H_o, W_o) DoG stacks, 0..255 units.
+        config: the SIFT parameters the pyramids were built with.
+        dilate: in-plane dilation radius of the keypoint mask, pixels.
+
+    Returns:
+        Scalar, in 0..255 DoG units.
+    """
+    threshold = prefilter_threshold(config)
+    losses = []
+    for out, ref in zip(output_dogs, clean_dogs, strict=True):
+        mask = (keypoint_mask(out, threshold) | keypoint_mask(ref, threshold)).float()
+        if dilate > 0:
+            mask = F.max_pool2d(mask, 2 * dilate + 1, stride=1, padding=dilate)
+        out_max, out_min = extremum_margins(out)
+        ref_max, ref_min = extremum_margins(ref)
+        losses.append(masked_l1(out_max, ref_max, mask) + masked_l1(out_min, ref_min, mask)
+                      + masked_l1(out[:, 1:-1], ref[:, 1:-1], mask))
+    return torch.stack(losses).mean()

@@ -1,0 +1,121 @@
+"""Training pairs: random gray crops of clean images with synthetic rain, plus real
+Rain100H training pairs.
+
+Sources (see /work/shared/data/README.md): Rain100H N = 1..80 (clean backgrounds for synthetic
+rain *and* their real rainy/clean pairs) and the HPatches v_churchill images. Rain100H 81..100
+and sirr_pairs are validation and never read here. The TUM frames are left out by default so
+the synthetic-rain TUM evaluation runs on unseen backgrounds (``use_tum=True`` adds them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..rain import RainParams, add_rain
+from ..sift import read_gray
+
+TRAIN_RAIN100H = range(1, 81)
+PRESET_CHOICES = ("light", "medium", "heavy")
+PRESET_PROBABILITIES = (0.2, 0.4, 0.4)
+
+
+@dataclass
+class TrainingImages:
+    """Attributes:
+        clean: (H, W) uint8 backgrounds for synthetic rain.
+        real_pairs: (rainy, clean) (H, W) uint8 pairs with real (dataset) rain.
+    """
+
+    clean: list[np.ndarray]
+    real_pairs: list[tuple[np.ndarray, np.ndarray]]
+
+
+def _number(path: Path) -> int:
+    match = re.search(r"(\d+)$", path.stem)
+    return int(match.group(1)) if match else -1
+
+
+def load_training_images(root: Path, use_tum: bool = False) -> TrainingImages:
+    """Read the training images from the shared data folder ``root``.
+
+    Raises:
+        FileNotFoundError: a dataset folder is missing.
+    """
+    rain100h = root / "rain100h"
+    if not (rain100h / "norain").is_dir():
+        raise FileNotFoundError(f"{rain100h}/norain not found (set --data)")
+    clean, pairs = [], []
+    for path in sorted((rain100h / "norain").glob("norain-*.png"), key=_number):
+        if _number(path) in TRAIN_RAIN100H:
+            image = read_gray(path)
+            clean.append(image)
+            pairs.append((read_gray(rain100h / "rain" / path.name), image))
+    clean += [read_gray(p) for p in sorted((root / "hpatches_v_churchill").glob("*.ppm"))]
+    if use_tum:
+        clean += [read_gray(p) for p in sorted((root / "tum_fr2_desk" / "rgb").glob("*.png"))]
+    return TrainingImages(clean=clean, real_pairs=pairs)
+
+
+class PatchSampler:
+    """Draws batches of (rainy, clean) patches; every random choice comes from the caller's
+    numpy Generator, so a run (and a resumed run) is reproducible.
+
+    Args:
+        images: the training images.
+        patch: crop side, pixels (a multiple of 4 keeps the lite nets' unshuffle exact).
+        real_fraction: share of samples taken from the real rainy pairs.
+    """
+
+    def __init__(self, images: TrainingImages, patch: int, real_fraction: float = 0.3):
+        if not images.clean:
+            raise ValueError("no clean training images")
+        self.images, self.patch, self.real_fraction = images, patch, real_fraction
+
+    def _crop(self, rng: np.random.Generator, *planes: np.ndarray) -> list[np.ndarray]:
+        h, w = planes[0].shape
+        p = self.patch
+        if h < p or w < p:
+            raise ValueError(f"image {w}x{h} smaller than patch {p}")
+        y, x = int(rng.integers(0, h - p + 1)), int(rng.integers(0, w - p + 1))
+        flip = bool(rng.integers(0, 2))
+        out = [plane[y: y + p, x: x + p] for plane in planes]
+        return [np.ascontiguousarray(o[:, ::-1]) if flip else o for o in out]
+
+    def sample_one(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One (rainy, clean) (P, P) uint8 pair."""
+        if self.images.real_pairs and rng.random() < self.real_fraction:
+            rainy, clean = self.images.real_pairs[int(rng.integers(len(self.images.real_pairs)))]
+            return tuple(self._crop(rng, rainy, clean))  # type: ignore[return-value]
+        (clean,) = self._crop(rng, self.images.clean[int(rng.integers(len(self.images.clean)))])
+        preset = PRESET_CHOICES[int(rng.choice(len(PRESET_CHOICES), p=PRESET_PROBABILITIES))]
+        rainy = add_rain(clean, seed=int(rng.integers(0, 2**31 - 1)),
+                         params=RainParams.preset(preset))  # type: ignore[arg-type]
+        return rainy, clean
+
+    def sample(self, rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch: rainy, clean (B, 1, P, P) float32 tensors, intensity 0..1."""
+        pairs = [self.sample_one(rng) for _ in range(batch)]
+        rainy = torch.from_numpy(np.stack([p[0] for p in pairs])[:, None].astype(np.float32))
+        clean = torch.from_numpy(np.stack([p[1] for p in pairs])[:, None].astype(np.float32))
+        return rainy / 255.0, clean / 255.0
+
+
+def default_data_root() -> Path:
+    """``$SIFTRAIN_SHARED_DATA`` or ``../shared/data`` beside the checkout (as the tests use)."""
+    import os
+
+    env = os.environ.get("SIFTRAIN_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def validation_pairs(root: Path, numbers: range = range(81, 85)
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rainy, clean) uint8 Rain100H validation pairs used to pick the best checkpoint."""
+    base = root / "rain100h"
+    return [(read_gray(base / "rain" / f"norain-{n}.png"),
+             read_gray(base / "norain" / f"norain-{n}.png")) for n in numbers]

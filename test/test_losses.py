@@ -1,0 +1,105 @@
+"""Training losses: gradients reach the input, zero on identical images, and the interest point
+loss reacts to extrema that move or vanish."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from siftrain_ros.losses import (
+    DogPyramidLoss,
+    GaussianGradientLoss,
+    PixelL1Loss,
+    extremum_margins,
+    interest_point_loss,
+    keypoint_mask,
+    make_loss,
+)
+from siftrain_ros.losses.common import TRAIN_SIFT
+from siftrain_ros.losses.interest_point import prefilter_threshold
+from siftrain_ros.sift import build_scale_space
+from siftrain_ros.sift.detect import extrema_mask
+
+SIZE = 48
+
+
+def blob(cx: float, cy: float, sigma: float = 3.0, size: int = SIZE) -> torch.Tensor:
+    """(1, 1, size, size) image in 0..1: a bright Gaussian blob on a mid-gray background."""
+    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float32),
+                          torch.arange(size, dtype=torch.float32), indexing="ij")
+    return (0.3 + 0.6 * torch.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma**2)))[None, None]
+
+
+def textured(seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(2, 1, SIZE, SIZE, generator=generator)
+
+
+@pytest.mark.parametrize("kind", ["dprnet", "ggirnet", "l1"])
+def test_zero_on_identical_and_gradient_flows(kind: str) -> None:
+    loss = make_loss(kind)
+    clean = textured()
+    assert float(loss(clean.clone(), clean)["total"]) == pytest.approx(0.0, abs=1e-6)
+    output = (clean + 0.05 * textured(1)).requires_grad_(True)
+    total = loss(output, clean)["total"]
+    assert float(total.detach()) > 0
+    total.backward()
+    assert output.grad is not None and torch.isfinite(output.grad).all()
+    assert float(output.grad.abs().sum()) > 0
+
+
+def test_loss_term_names() -> None:
+    clean = textured()
+    assert set(DogPyramidLoss()(clean, clean)) == {"dog", "ip", "pixel", "total"}
+    assert set(GaussianGradientLoss()(clean, clean)) == {"gradient", "pixel", "total"}
+    assert set(PixelL1Loss()(clean, clean)) == {"pixel", "total"}
+    with pytest.raises(ValueError, match="loss kind"):
+        make_loss("psnr")
+
+
+def test_keypoint_mask_agrees_with_detector() -> None:
+    """The loss's candidate mask is the detector's 3x3x3 test (away from the border)."""
+    space = build_scale_space(textured()[:1] * 255.0, TRAIN_SIFT)
+    threshold = prefilter_threshold(TRAIN_SIFT)
+    for dog in space.dogs[:2]:
+        ours = keypoint_mask(dog, threshold)[0]
+        detector = extrema_mask(dog[0], threshold)[1:-1]
+        b = 5
+        assert torch.equal(ours[:, b:-b, b:-b], detector[:, b:-b, b:-b])
+
+
+def test_margins_positive_at_blob_extremum() -> None:
+    space = build_scale_space(blob(24, 24) * 255.0, TRAIN_SIFT)
+    max_margin, min_margin = extremum_margins(space.dogs[0])
+    # A bright blob is a DoG minimum (DoG = blurred - less blurred < 0 at the peak).
+    assert float(min_margin.max()) > 0
+    assert keypoint_mask(space.dogs[0], prefilter_threshold(TRAIN_SIFT)).any()
+
+
+def ip(output: torch.Tensor, clean: torch.Tensor) -> float:
+    out = build_scale_space(output * 255.0, TRAIN_SIFT)
+    ref = build_scale_space(clean * 255.0, TRAIN_SIFT)
+    return float(interest_point_loss(out.dogs, ref.dogs, TRAIN_SIFT))
+
+
+def test_interest_point_loss_reacts_to_moved_and_removed_extrema() -> None:
+    clean = blob(24, 24)
+    noise = 0.002 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    same = ip(clean + noise, clean)
+    moved = ip(blob(27, 24), clean)
+    removed = ip(torch.full_like(clean, 0.3), clean)
+    assert same < 0.2 * moved
+    assert same < 0.2 * removed
+
+
+def test_interest_point_gradient_restores_a_missing_extremum() -> None:
+    """Where the output lacks the clean extremum, the loss still has a gradient (margins are
+    not clipped) that points towards re-creating it."""
+    clean = blob(24, 24)
+    output = torch.full_like(clean, 0.3).requires_grad_(True)
+    out = build_scale_space(output * 255.0, TRAIN_SIFT)
+    ref = build_scale_space(clean * 255.0, TRAIN_SIFT)
+    interest_point_loss(out.dogs, ref.dogs, TRAIN_SIFT).backward()
+    assert output.grad is not None
+    # Descending the gradient brightens the blob centre.
+    assert float(output.grad[0, 0, 24, 24]) < 0
