@@ -10,7 +10,8 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
-    package_data={PACKAGE: ["samples/*", "samples/**/*", "weights/*.safetensors"]},
+    package_data={PACKAGE: ["samples/*", "weights/*.safetensors", "weights/*.json",
+                            "weights/*.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -28,6 +29,7 @@ setup(
         "console_scripts": [
             "siftrain = siftrain_ros.cli:main",
             "siftrain_node = siftrain_ros.node:main",
+            "siftrain_vo = siftrain_ros.vo:main",
         ],
     },
 )

@@ -1,0 +1,7 @@
+"""``python -m siftrain_ros.vo``: the ``siftrain_vo`` node."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
