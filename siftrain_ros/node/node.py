@@ -18,7 +18,6 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -27,12 +26,13 @@ from ..device import resolve_device
 from ..frontend import FeatureFrontEnd, FrontEndConfig, MissingWeightsError, make_backend
 from ..ros.feature_cloud import features_to_cloud
 from ..ros.image_conversion import ImageConversionError, bgr_to_image_msg, gray_to_image_msg
+from ..ros.parameters import StartupError, declare_parameters
 from ..sift import SiftConfig
 from ..sift.image import InvalidImageError
 from .debug_image import draw_keypoints
 from .decode import decode_image
 from .mailbox import LatestMailbox
-from .params import PARAMS, SPECS, descriptor, validate
+from .params import PARAMS, SPECS, validate
 from .qos import image_qos_profile
 from .stats import NodeStats, diagnostics_message
 
@@ -41,10 +41,6 @@ DIAGNOSTICS_PERIOD_S = 1.0
 WARN_THROTTLE_S = 2.0
 CAMERA_INFO_CACHE = 30  # camera_info messages kept to pair with frames by stamp
 LIVE_PARAMS = ("image_scale", "max_keypoints", "contrast_threshold", "edge_threshold")
-
-
-class StartupError(RuntimeError):
-    """The node cannot start (bad parameters, missing weights, no such device): says why."""
 
 
 def _stamp_key(header: Any) -> tuple[int, int]:
@@ -101,21 +97,7 @@ class SiftRainNode(Node):
     # ------------------------------------------------------------------ start-up
 
     def _declare_parameters(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for spec in PARAMS:
-            try:
-                self.declare_parameter(spec.name, spec.default, descriptor(spec))
-            except InvalidParameterTypeException as error:
-                kind = type(spec.default).__name__
-                raise StartupError(f"parameter {spec.name} must be a {kind} "
-                                   f"(e.g. {spec.default!r}): {error}") from None
-            except InvalidParameterValueException as error:
-                raise StartupError(f"parameter {spec.name}: {error}") from None
-            values[spec.name] = self.get_parameter(spec.name).value
-        problems = [reason for name, value in values.items()
-                    if (reason := validate(name, value)) is not None]
-        if problems:
-            raise StartupError("invalid parameters: " + "; ".join(problems))
+        values = declare_parameters(self, PARAMS, validate)
         try:
             resolve_device(values["device"])
         except ValueError as error:

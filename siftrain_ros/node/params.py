@@ -8,11 +8,11 @@ subscriptions rebuilt are read-only after start (rclpy refuses changes to them i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from ..frontend import BACKENDS, PRECISIONS
 from ..frontend import factory as _factory
+from ..ros.parameters import ParamSpec, check_value
 
 # Backends the factory knows beyond the four documented ones (e.g. tensorrt_rtx), if any.
 BACKEND_CHOICES = tuple(BACKENDS) + tuple(getattr(_factory, "EXTRA_BACKENDS", ()))
@@ -23,18 +23,6 @@ MAX_KEYPOINTS_RANGE = (0, 100_000)
 CONTRAST_RANGE = (0.0, 1.0)
 EDGE_RANGE = (1.0, 1000.0)
 QOS_DEPTH_RANGE = (1, 1000)
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One parameter: default (its type is the parameter's type), description, constraints."""
-
-    name: str
-    default: Any
-    description: str
-    choices: tuple[str, ...] = ()
-    value_range: tuple[float, float] | None = None
-    read_only: bool = False
 
 
 PARAMS: tuple[ParamSpec, ...] = (
@@ -80,38 +68,8 @@ def validate(name: str, value: Any) -> str | None:
     spec = SPECS.get(name)
     if spec is None:
         return None  # not ours (use_sim_time etc.): rclpy checks those
-    expected = type(spec.default)
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        return f"{name} must be a {expected.__name__}, got {type(value).__name__} {value!r}"
-    if spec.choices and value not in spec.choices:
-        return f"{name} must be one of {', '.join(spec.choices)}, got {value!r}"
-    if spec.value_range is not None:
-        low, high = spec.value_range
-        if not low <= value <= high:  # also False for NaN
-            return f"{name} must be in [{low}, {high}], got {value!r}"
-    if name == "device" and not (value == "cpu" or value == "cuda"
-                                 or (value.startswith("cuda:") and value[5:].isdigit())):
-        return f"device must be cpu, cuda or cuda:N, got {value!r}"
-    return None
-
-
-def descriptor(spec: ParamSpec) -> Any:
-    """The ``rcl_interfaces/ParameterDescriptor`` for ``spec`` (ranges only for numbers)."""
-    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-
-    text = spec.description
-    constraints = ""
-    if spec.choices:
-        constraints = f"one of: {', '.join(spec.choices)}"
-    desc = ParameterDescriptor(description=text, additional_constraints=constraints,
-                               read_only=spec.read_only)
-    if spec.value_range is not None:
-        low, high = spec.value_range
-        if isinstance(spec.default, float):
-            desc.floating_point_range = [FloatingPointRange(from_value=float(low),
-                                                            to_value=float(high), step=0.0)]
-        else:
-            desc.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
-    return desc
+    reason = check_value(spec, value)
+    if reason is None and name == "device" and not (
+            value in ("cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit())):
+        reason = f"device must be cpu, cuda or cuda:N, got {value!r}"
+    return reason

@@ -4,33 +4,18 @@ from __future__ import annotations
 
 import sys
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
+from ..ros.spin import run_node
 
 
 def main(args: list[str] | None = None) -> int:
     """Run the node until shutdown. Returns 0 on SIGINT/SIGTERM, 1 when it cannot start."""
-    # rclpy.init installs its SIGINT and SIGTERM handlers: they shut the context down, and
-    # spin() then raises ExternalShutdownException (KeyboardInterrupt where the handlers
-    # were disabled); both are a normal exit.
-    rclpy.init(args=args)
-    from .node import SiftRainNode, StartupError  # after init: importing torch takes a while
 
-    node = None
-    code = 0
-    try:
-        node = SiftRainNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except StartupError as error:
-        rclpy.logging.get_logger("siftrain_node").fatal(f"cannot start: {error}")
-        code = 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    def make_node():  # imported after rclpy.init: importing torch takes a while
+        from .node import SiftRainNode
+
+        return SiftRainNode()
+
+    return run_node(make_node, "siftrain_node", args)
 
 
 if __name__ == "__main__":

@@ -14,17 +14,17 @@ from typing import Any
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, PointCloud2
 from std_msgs.msg import Header
 
 from ..node.qos import image_qos_profile
 from ..ros.feature_cloud import FeatureCloudError, cloud_to_features
+from ..ros.parameters import declare_parameters
 from .geometry import Intrinsics, PoseConfig
 from .groundtruth import matrix_to_quaternion
 from .matching import MatchConfig
-from .params import PARAMS, descriptor, validate
+from .params import PARAMS, validate
 from .tracker import FrameTracker, TrackResult
 
 NODE_NAME = "siftrain_vo"
@@ -35,10 +35,6 @@ WARN_THROTTLE_S = 2.0
 # a heuristic (sub-degree frame-to-frame rotation errors on TUM fr2/desk, docs/odometry.md).
 UNKNOWN_VARIANCE = 1e6
 ROTATION_VARIANCE_PER_FRAME = (np.radians(0.5)) ** 2
-
-
-class StartupError(RuntimeError):
-    """The node cannot start (bad parameters): says why."""
 
 
 def intrinsics_from_camera_info(msg: CameraInfo) -> Intrinsics | None:
@@ -91,21 +87,7 @@ class VisualOdometryNode(Node):
         self.get_logger().info("ready")
 
     def _declare_parameters(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for spec in PARAMS:
-            try:
-                self.declare_parameter(spec.name, spec.default, descriptor(spec))
-            except InvalidParameterTypeException as error:
-                raise StartupError(f"parameter {spec.name} must be a "
-                                   f"{type(spec.default).__name__} (e.g. {spec.default!r}): "
-                                   f"{error}") from None
-            except InvalidParameterValueException as error:
-                raise StartupError(f"parameter {spec.name}: {error}") from None
-            values[spec.name] = self.get_parameter(spec.name).value
-        problems = [r for n, v in values.items() if (r := validate(n, v)) is not None]
-        if problems:
-            raise StartupError("invalid parameters: " + "; ".join(problems))
-        return values
+        return declare_parameters(self, PARAMS, validate)
 
     # ------------------------------------------------------------------ callbacks
 

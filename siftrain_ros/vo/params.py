@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..node.params import ParamSpec
-from ..node.params import descriptor as descriptor  # re-exported: same descriptor builder
+from ..ros.parameters import ParamSpec, check_value
 
 QOS_CHOICES = ("SENSOR_DATA", "DEFAULT", "SYSTEM_DEFAULT")
 FOCAL_RANGE = (0.0, 100_000.0)
@@ -55,17 +54,4 @@ SPECS = {spec.name: spec for spec in PARAMS}
 def validate(name: str, value: Any) -> str | None:
     """Why ``value`` is not acceptable for parameter ``name``; None when it is."""
     spec = SPECS.get(name)
-    if spec is None:
-        return None
-    expected = type(spec.default)
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        return f"{name} must be a {expected.__name__}, got {type(value).__name__} {value!r}"
-    if spec.choices and value not in spec.choices:
-        return f"{name} must be one of {', '.join(spec.choices)}, got {value!r}"
-    if spec.value_range is not None:
-        low, high = spec.value_range
-        if not low <= value <= high:
-            return f"{name} must be in [{low}, {high}], got {value!r}"
-    return None
+    return None if spec is None else check_value(spec, value)
