@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..bags.options import add_frontend_arguments
+    from ..frontend.arguments import add_frontend_arguments
 
     p = sub.add_parser("bag", help="rosbag2 tools: process (add feature clouds), play")
     verbs = p.add_subparsers(dest="verb", required=True)
@@ -36,8 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_process(args: argparse.Namespace) -> int:
-    from ..bags.options import frontend_from_args
     from ..bags.process import process_bag
+    from ..frontend.arguments import frontend_from_args
 
     if not args.input.exists():
         raise FileNotFoundError(f"{args.input}: no such bag")

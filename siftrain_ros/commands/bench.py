@@ -51,7 +51,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .extract import add_backend_arguments
+    from ..frontend.arguments import add_backend_arguments
 
     p = sub.add_parser("bench", help="time the SIFT stages (or the whole pipeline) and OpenCV "
                                      "SIFT on the same image",

@@ -1,0 +1,59 @@
+"""Command-line options that build a ``FeatureFrontEnd``, shared by extract, bench and bag."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from ..sift import SiftConfig
+from .factory import BACKENDS, EXTRA_BACKENDS, PRECISIONS, make_backend
+from .frontend import FeatureFrontEnd, FrontEndConfig
+
+
+def stderr_log(message: str) -> None:
+    """Progress and backend choices go to stderr, results to stdout."""
+    print(message, file=sys.stderr)
+
+
+def add_backend_arguments(p: argparse.ArgumentParser) -> None:
+    """``--backend --precision --scale --weights-dir --engine-dir``."""
+    p.add_argument("--backend", choices=BACKENDS + EXTRA_BACKENDS, default="auto",
+                   help="network runtime; auto tries tensorrt, tensorrt_rtx, onnxruntime, "
+                        "torch (default auto)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp16 needs CUDA, int8 needs TensorRT (default fp32)")
+    p.add_argument("--scale", type=float, default=1.0, metavar="S",
+                   help="process at S x the image size; keypoints stay in image pixels")
+    p.add_argument("--weights-dir", type=Path, default=None, metavar="DIR",
+                   help="network weights <net>_lite.safetensors (default: shipped weights)")
+    p.add_argument("--engine-dir", type=Path, default=None, metavar="DIR",
+                   help="cache of ONNX exports and TensorRT engines (default "
+                        "$SIFTRAIN_ENGINE_DIR or ~/.cache/siftrain_ros/engines)")
+
+
+def add_frontend_arguments(p: argparse.ArgumentParser) -> None:
+    """Everything ``frontend_from_args`` reads: derain, device, max keypoints and the backend."""
+    p.add_argument("--derain", choices=("on", "off"), default="on",
+                   help="run DPRNet/GGIRNet before SIFT (off: plain SIFT; default on)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--max-keypoints", type=int, default=0, metavar="N",
+                   help="keep the N strongest keypoints (0: all)")
+    add_backend_arguments(p)
+
+
+def frontend_from_args(args: argparse.Namespace,
+                       log: Callable[[str], None] = stderr_log) -> FeatureFrontEnd:
+    """Build the front end the options describe.
+
+    Raises:
+        MissingWeightsError, ValueError: with a one-line reason (the CLI prints it).
+    """
+    config = FrontEndConfig(derain=args.derain == "on", scale=args.scale,
+                            sift=SiftConfig(max_keypoints=args.max_keypoints))
+    backend = None
+    if config.derain:
+        backend = make_backend(args.backend, precision=args.precision, device=args.device,
+                               weights_dir=args.weights_dir, engine_dir=args.engine_dir, log=log)
+    return FeatureFrontEnd(config, backend, device=args.device)
