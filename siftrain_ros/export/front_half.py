@@ -18,7 +18,7 @@ from torch import nn
 
 from ..sift.config import SiftConfig
 from ..sift.scale_space import (
-    _gaussian_blur_torch,  # the conv path, exportable; the public one picks OpenCV on CPU
+    gaussian_blur_torch,  # the conv path, exportable; the public one picks OpenCV on CPU
     level_sigmas,
     octave_count,
 )
@@ -62,7 +62,7 @@ class FrontHalf(nn.Module):
         else:
             present = config.init_sigma
         sigmas = level_sigmas(config)
-        current = _gaussian_blur_torch(image, max(config.sigma**2 - present**2, 0.01) ** 0.5)
+        current = gaussian_blur_torch(image, max(config.sigma**2 - present**2, 0.01) ** 0.5)
         octaves: list[torch.Tensor] = []
         for octave in range(self.n_octaves):
             if octave > 0:
@@ -71,7 +71,7 @@ class FrontHalf(nn.Module):
                 current = parent[..., : 2 * h: 2, : 2 * w: 2]
             levels = [current]
             for sigma in sigmas[1:]:
-                levels.append(_gaussian_blur_torch(levels[-1], sigma))
+                levels.append(gaussian_blur_torch(levels[-1], sigma))
             octaves.append(torch.cat(levels, dim=1))
         return octaves
 

@@ -98,7 +98,7 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """
     if image.device.type == "cpu" and not (torch.is_grad_enabled() and image.requires_grad):
         return _gaussian_blur_opencv(image, sigma)
-    return _gaussian_blur_torch(image, sigma)
+    return gaussian_blur_torch(image, sigma)
 
 
 def _gaussian_blur_opencv(image: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -110,7 +110,8 @@ def _gaussian_blur_opencv(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.from_numpy(out).reshape(image.shape).to(image.dtype)
 
 
-def _gaussian_blur_torch(image: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_blur_torch(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``gaussian_blur`` as two torch convolutions on any device (differentiable, exportable)."""
     b, c, h, w = image.shape
     kernel = gaussian_kernel1d(sigma, image.dtype, image.device)
     pad = kernel.numel() // 2
