@@ -8,7 +8,6 @@ drops old frames (counted) rather than queueing them, and parameter services sta
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from collections import deque
@@ -109,20 +108,13 @@ class SiftRainNode(Node):
         log = self.get_logger().info
         log(f"loading networks: backend {p['backend']}, precision {p['precision']}, device "
             f"{p['device']}, weights {p['weights_dir'] or 'shipped with the package'}")
-        kwargs: dict[str, Any] = dict(
-            precision=p["precision"], device=p["device"],
-            weights_dir=Path(p["weights_dir"]) if p["weights_dir"] else None,
-            engine_dir=Path(p["engine_dir"]) if p["engine_dir"] else None, log=log)
-        # The factory is being extended (TensorRT/ONNX Runtime); pass the rebuild flag only
-        # where it is understood rather than failing on an older signature.
-        if "force_engine_rebuild" in inspect.signature(make_backend).parameters:
-            kwargs["force_engine_rebuild"] = p["force_engine_rebuild"]
-        elif p["force_engine_rebuild"]:
-            self.get_logger().warning("force_engine_rebuild is not supported by this backend "
-                                      "factory; ignored")
         start = time.perf_counter()
         try:
-            backend = make_backend(p["backend"], **kwargs)
+            backend = make_backend(
+                p["backend"], precision=p["precision"], device=p["device"],
+                weights_dir=Path(p["weights_dir"]) if p["weights_dir"] else None,
+                engine_dir=Path(p["engine_dir"]) if p["engine_dir"] else None,
+                force_engine_rebuild=p["force_engine_rebuild"], log=log)
         except MissingWeightsError as error:
             raise StartupError(f"{error}. Set weights_dir:=DIR to use other weights, or "
                                f"derain:=false to run plain SIFT.") from None
