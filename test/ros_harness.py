@@ -75,11 +75,16 @@ def image_msg(gray: np.ndarray, sec: int, nanosec: int = 0, frame_id: str = "cam
 
 
 class NodeProcess:
-    """``siftrain_node`` as a child process, its output in a log file."""
+    """``siftrain_node`` as a child process, its output in a log file; subclasses name another
+    node module."""
+
+    module = "siftrain_ros.node"
+    default_name = "node"
 
     def __init__(self, tmp_path: Path, env: dict[str, str], params: dict[str, Any],
-                 remaps: dict[str, str] | None = None, name: str = "node") -> None:
-        args = [sys.executable, "-m", "siftrain_ros.node", "--ros-args"]
+                 remaps: dict[str, str] | None = None, name: str | None = None) -> None:
+        name = name or self.default_name
+        args = [sys.executable, "-m", self.module, "--ros-args"]
         for key, value in params.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             args += ["-p", f"{key}:={text}"]

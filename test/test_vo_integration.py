@@ -37,17 +37,8 @@ class VoProcess(NodeProcess):
     """``python -m siftrain_ros.vo`` (the ``siftrain_vo`` console script) as a child process;
     the rest (log file, ready, stop) is ros_harness.NodeProcess's."""
 
-    def __init__(self, tmp_path: Path, env: dict[str, str], params: dict[str, Any],
-                 remaps: dict[str, str] | None = None, name: str = "vo") -> None:
-        args = [sys.executable, "-m", "siftrain_ros.vo", "--ros-args"]
-        for key, value in params.items():
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            args += ["-p", f"{key}:={text}"]
-        for key, value in (remaps or {}).items():
-            args += ["-r", f"{key}:={value}"]
-        self.log_path = tmp_path / f"{name}.log"
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+    module = "siftrain_ros.vo"
+    default_name = "vo"
 
 
 def _vo_values(msg: Any) -> dict[str, str]:

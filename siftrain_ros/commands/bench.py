@@ -18,7 +18,6 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
 import cv2
 import numpy as np
@@ -28,15 +27,17 @@ from rich.table import Table
 
 from .. import samples
 from ..device import resolve_device
-from ..frontend.backend import DerainBackend, DerainOutput
-from ..sift import Features, SiftConfig, build_scale_space, gradient_pyramid, read_gray
-from ..sift.descriptor import describe
-from ..sift.detect import detect
+from ..sift import (
+    SiftConfig,
+    build_scale_space,
+    features_from_pyramids,
+    gradient_pyramid,
+    read_gray,
+)
 from ..sift.image import as_tensor, to_gray_float
-from ..sift.keypoints import ScaleSpaceKeypoints
-from ..sift.orientation import assign_orientations
-from ..sift.pipeline import keep_strongest, pack_features, remove_duplicates
-from ..sift.scale_space import GradientPyramid, ScaleSpace
+
+# A timed pass: (milliseconds per stage, number of keypoints).
+StagePass = Callable[[], tuple[dict[str, float], int]]
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -73,34 +74,68 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _timed(fn: Callable[[], object], device: torch.device) -> tuple[object, float]:
+def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return out, (time.perf_counter() - start) * 1000.0
 
 
 def time_stages(gray: np.ndarray, config: SiftConfig, device: torch.device
                 ) -> tuple[dict[str, float], int]:
-    """One pass through the pipeline, timing each stage in milliseconds."""
-    ms: dict[str, float] = {}
+    """One pass of the SIFT alone: scale space (with gradients), then detection, orientation
+    and description as ``features_from_pyramids`` times them, in milliseconds."""
     with torch.inference_mode():
         image = as_tensor(to_gray_float(gray), device)
+        _sync(device)
+        start = time.perf_counter()
+        space = build_scale_space(image, config)
+        gradients = gradient_pyramid(space, config)
+        _sync(device)
+        ms = {"scale_space": (time.perf_counter() - start) * 1000.0}
+        features = features_from_pyramids(space.dogs, gradients, config, ms)
+    return ms, len(features)
 
-        def scale_space() -> object:
-            space = build_scale_space(image, config)
-            return space, gradient_pyramid(space, config)
 
-        (space, gradients), ms["scale_space"] = _timed(scale_space, device)
-        keypoints, ms["detection"] = _timed(lambda: detect(space.dogs, config), device)
-        oriented, ms["orientation"] = _timed(
-            lambda: keep_strongest(remove_duplicates(
-                assign_orientations(keypoints, gradients, config)), config.max_keypoints), device)
-        _, ms["description"] = _timed(lambda: describe(oriented, gradients, config), device)
-    return ms, len(oriented)
+def _repeat(one_pass: StagePass, gray: np.ndarray, warmup: int, repeats: int
+            ) -> tuple[list[dict[str, float]], list[float], int, int]:
+    """Alternate our pass and OpenCV's ``detectAndCompute`` on the same image, so both see the
+    same machine load; returns our stage timings and OpenCV's milliseconds after warm-up."""
+    opencv = cv2.SIFT_create()
+    runs: list[dict[str, float]] = []
+    opencv_ms: list[float] = []
+    n_ours = n_opencv = 0
+    for i in range(warmup + repeats):
+        stages, n_ours = one_pass()
+        start = time.perf_counter()
+        keypoints, _ = opencv.detectAndCompute(gray, None)
+        elapsed = (time.perf_counter() - start) * 1000.0
+        n_opencv = len(keypoints)
+        if i >= warmup:
+            runs.append(stages)
+            opencv_ms.append(elapsed)
+    return runs, opencv_ms, n_ours, n_opencv
+
+
+def _device_name(device: torch.device) -> str:
+    return str(device) + (f" ({torch.cuda.get_device_name(device)})"
+                          if device.type == "cuda" else "")
+
+
+def _frame(args: argparse.Namespace) -> tuple[Path, np.ndarray]:
+    path = args.image or samples.tum_frames()[0]
+    return path, cv2.resize(read_gray(path), args.size, interpolation=cv2.INTER_AREA)
+
+
+def _publish(title: str, rows: list[tuple[str, str]], report: dict[str, object],
+             json_path: Path | None) -> None:
+    table = Table(title=title)
+    table.add_column("stage")
+    table.add_column("ms", justify="right")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,48 +146,25 @@ def run(args: argparse.Namespace) -> int:
 
 def run_sift(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    path = args.image or samples.tum_frames()[0]
-    gray = cv2.resize(read_gray(path), args.size, interpolation=cv2.INTER_AREA)
+    path, gray = _frame(args)
     config = SiftConfig()
-    opencv = cv2.SIFT_create()
-    runs: list[dict[str, float]] = []
-    opencv_ms: list[float] = []
-    for i in range(args.warmup + args.repeats):
-        stages, n_ours = time_stages(gray, config, device)
-        start = time.perf_counter()
-        keypoints, _ = opencv.detectAndCompute(gray, None)
-        elapsed = (time.perf_counter() - start) * 1000.0
-        if i >= args.warmup:
-            runs.append(stages)
-            opencv_ms.append(elapsed)
+    runs, opencv_ms, n_ours, n_opencv = _repeat(
+        lambda: time_stages(gray, config, device), gray, args.warmup, args.repeats)
     median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     total = statistics.median(sum(r.values()) for r in runs)
+    cv_ms = statistics.median(opencv_ms)
     report = {
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.node()} {platform.machine()} {platform.processor() or ''}".strip(),
-        "cpu_threads": torch.get_num_threads(),
-        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})"
-                                 if device.type == "cuda" else ""),
-        "torch": torch.__version__, "opencv": cv2.__version__,
+        **_machine(), "device": _device_name(device),
         "image": str(path), "size": list(args.size), "repeats": args.repeats,
-        "stages_ms": median, "total_ms": total, "opencv_sift_ms": statistics.median(opencv_ms),
-        "ratio_to_opencv": total / statistics.median(opencv_ms),
-        "keypoints": {"ours": n_ours, "opencv": len(keypoints)},
+        "stages_ms": median, "total_ms": total, "opencv_sift_ms": cv_ms,
+        "ratio_to_opencv": total / cv_ms, "keypoints": {"ours": n_ours, "opencv": n_opencv},
     }
-    table = Table(title=f"SIFT at {args.size[0]}x{args.size[1]} on {report['device']} "
-                        f"(median of {args.repeats})")
-    table.add_column("stage")
-    table.add_column("ms", justify="right")
-    for name, value in median.items():
-        table.add_row(name, f"{value:.1f}")
-    table.add_row("total", f"{total:.1f}")
-    table.add_row("OpenCV SIFT detectAndCompute", f"{report['opencv_sift_ms']:.1f}")
-    table.add_row("ratio total / OpenCV", f"{report['ratio_to_opencv']:.2f}")
-    table.add_row("keypoints ours / OpenCV", f"{n_ours} / {len(keypoints)}")
-    Console().print(table)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
+    rows = [(name, f"{value:.1f}") for name, value in median.items()]
+    rows += [("total", f"{total:.1f}"), ("OpenCV SIFT detectAndCompute", f"{cv_ms:.1f}"),
+             ("ratio total / OpenCV", f"{total / cv_ms:.2f}"),
+             ("keypoints ours / OpenCV", f"{n_ours} / {n_opencv}")]
+    _publish(f"SIFT at {args.size[0]}x{args.size[1]} on {report['device']} "
+             f"(median of {args.repeats})", rows, report, args.json)
     return 0
 
 
@@ -169,68 +181,16 @@ def _machine() -> dict[str, object]:
     }
 
 
-def pipeline_stages(gray: np.ndarray, scale: float, backend: DerainBackend | None,
-                    config: SiftConfig, device: torch.device) -> tuple[dict[str, float], int]:
-    """One frame through the front end as :class:`FeatureFrontEnd` runs it, timed per stage.
-
-    Args:
-        gray: (H, W) uint8 frame.
-        scale: processing scale.
-        backend: the networks, or None for plain SIFT (derain off).
-
-    Returns:
-        (milliseconds per stage, ``total`` included; number of keypoints).
-    """
-    ms: dict[str, float] = {}
-    start = time.perf_counter()
-    with torch.inference_mode():
-        def preprocess() -> torch.Tensor:
-            frame = to_gray_float(gray)
-            if scale != 1.0:
-                size = (max(1, round(frame.shape[1] * scale)),
-                        max(1, round(frame.shape[0] * scale)))
-                frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1
-                                   else cv2.INTER_LINEAR)
-            return as_tensor(frame, device)
-
-        image, ms["preprocess"] = _timed(preprocess, device)
-        assert isinstance(image, torch.Tensor)
-        detect_in = describe_in = image
-        ms["networks"] = 0.0
-        if backend is not None:
-            out, ms["networks"] = _timed(lambda: backend(image / 255.0), device)
-            assert isinstance(out, DerainOutput)
-            detect_in = out.detect * 255.0
-            describe_in = detect_in if out.describe is out.detect else out.describe * 255.0
-
-        def scale_space() -> tuple[ScaleSpace, GradientPyramid]:
-            space = build_scale_space(detect_in, config)
-            other = space if describe_in is detect_in else build_scale_space(describe_in, config)
-            return space, gradient_pyramid(other, config)
-
-        spaces, ms["scale_space"] = _timed(scale_space, device)
-        space, gradients = cast(tuple[ScaleSpace, GradientPyramid], spaces)
-        keypoints, ms["detection"] = _timed(lambda: detect(space.dogs, config), device)
-
-        def description() -> Features:
-            oriented = keep_strongest(remove_duplicates(assign_orientations(
-                cast(ScaleSpaceKeypoints, keypoints), gradients, config)), config.max_keypoints)
-            return pack_features(oriented, describe(oriented, gradients, config), config)
-
-        features, ms["description"] = _timed(description, device)
-    ms["total"] = (time.perf_counter() - start) * 1000.0
-    return ms, len(cast(Features, features))
-
-
 def run_pipeline(args: argparse.Namespace) -> int:
-    """`siftrain bench pipeline`: the whole front end vs OpenCV SIFT, in the same run."""
+    """`siftrain bench pipeline`: the whole front end, exactly as the node runs it, against
+    OpenCV SIFT in the same run."""
+    from ..frontend import FeatureFrontEnd, FrontEndConfig
     from ..frontend.factory import make_backend
 
     device = resolve_device(args.device)
     if not 0.05 <= args.scale <= 4.0:
         raise ValueError(f"scale must be in [0.05, 4], got {args.scale}")
-    path = args.image or samples.tum_frames()[0]
-    gray = cv2.resize(read_gray(path), args.size, interpolation=cv2.INTER_AREA)
+    path, gray = _frame(args)
     proc = (max(1, round(args.size[0] * args.scale)), max(1, round(args.size[1] * args.scale)))
     backend = None
     if args.derain == "on":
@@ -238,20 +198,16 @@ def run_pipeline(args: argparse.Namespace) -> int:
                                weights_dir=args.weights_dir, engine_dir=args.engine_dir,
                                size_hw=(proc[1], proc[0]),
                                log=lambda m: print(m, file=sys.stderr))
-    config = SiftConfig()
-    opencv = cv2.SIFT_create()
-    runs: list[dict[str, float]] = []
-    opencv_ms: list[float] = []
+    frontend = FeatureFrontEnd(FrontEndConfig(derain=backend is not None, scale=args.scale,
+                                              sift=SiftConfig()), backend, device=device)
+
+    def one_pass() -> tuple[dict[str, float], int]:
+        result = frontend(gray)
+        return result.timings_ms, len(result.features)
+
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    for i in range(args.warmup + args.repeats):
-        stages, n_ours = pipeline_stages(gray, args.scale, backend, config, device)
-        start = time.perf_counter()
-        keypoints, _ = opencv.detectAndCompute(gray, None)
-        elapsed = (time.perf_counter() - start) * 1000.0
-        if i >= args.warmup:
-            runs.append(stages)
-            opencv_ms.append(elapsed)
+    runs, opencv_ms, n_ours, n_opencv = _repeat(one_pass, gray, args.warmup, args.repeats)
     memory: dict[str, float] = {
         # Whole process, imports and weights included: what the node would occupy.
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
@@ -261,37 +217,26 @@ def run_pipeline(args: argparse.Namespace) -> int:
         # One extra untimed pass: tracemalloc sees numpy and Python allocations (not torch's
         # own CPU allocator), and slows the pass down, so it never overlaps the timing.
         tracemalloc.start()
-        pipeline_stages(gray, args.scale, backend, config, device)
+        one_pass()
         memory["tracemalloc_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
     median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     cv_ms = statistics.median(opencv_ms)
     report = {
-        **_machine(),
-        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})"
-                                 if device.type == "cuda" else ""),
+        **_machine(), "device": _device_name(device),
         "backend": getattr(backend, "name", "none (derain off)"), "precision": args.precision,
         "image": str(path), "size": list(args.size), "scale": args.scale,
         "processing_size": list(proc), "repeats": args.repeats,
         "stages_ms": median, "total_ms": median["total"], "fps": 1000.0 / median["total"],
         "opencv_sift_ms": cv_ms, "ratio_to_opencv": median["total"] / cv_ms,
-        "memory": memory, "keypoints": {"ours": n_ours, "opencv": len(keypoints)},
+        "memory": memory, "keypoints": {"ours": n_ours, "opencv": n_opencv},
     }
-    table = Table(title=f"pipeline at {args.size[0]}x{args.size[1]} x {args.scale} on "
-                        f"{report['device']}, backend {report['backend']} {args.precision} "
-                        f"(median of {args.repeats})")
-    table.add_column("stage")
-    table.add_column("ms", justify="right")
-    for name, value in median.items():
-        table.add_row(name, f"{value:.1f}")
-    table.add_row("fps", f"{report['fps']:.1f}")
-    table.add_row("OpenCV SIFT detectAndCompute", f"{cv_ms:.1f}")
-    table.add_row("ratio total / OpenCV", f"{report['ratio_to_opencv']:.2f}")
-    table.add_row("keypoints ours / OpenCV", f"{n_ours} / {len(keypoints)}")
-    for name, value in memory.items():
-        table.add_row(name, f"{value:.0f}")
-    Console().print(table)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
+    rows = [(name, f"{value:.1f}") for name, value in median.items()]
+    rows += [("fps", f"{report['fps']:.1f}"), ("OpenCV SIFT detectAndCompute", f"{cv_ms:.1f}"),
+             ("ratio total / OpenCV", f"{median['total'] / cv_ms:.2f}"),
+             ("keypoints ours / OpenCV", f"{n_ours} / {n_opencv}")]
+    rows += [(name, f"{value:.0f}") for name, value in memory.items()]
+    _publish(f"pipeline at {args.size[0]}x{args.size[1]} x {args.scale} on {report['device']}, "
+             f"backend {report['backend']} {args.precision} (median of {args.repeats})",
+             rows, report, args.json)
     return 0

@@ -40,13 +40,23 @@ class FrontEndConfig:
 class FrontEndResult:
     """Attributes:
         features: keypoints and descriptors in input-image pixels.
-        derained: (h, w) uint8 detection image at the processing scale (None if derain off).
-        timings_ms: milliseconds per stage (preprocess, networks, scale_space, sift, total).
+        timings_ms: milliseconds per stage: preprocess, networks, scale_space, detection,
+            orientation, description, sift (the last three together), total.
+        detect_image: (1, 1, h, w) DPRNet output in 0..1 on the backend's device at the
+            processing scale (None if derain off); ``derained`` converts it on demand.
     """
 
     features: Features
-    derained: np.ndarray | None
     timings_ms: dict[str, float]
+    detect_image: torch.Tensor | None = None
+
+    @property
+    def derained(self) -> np.ndarray | None:
+        """(h, w) uint8 detection image, copied to the host only when asked for (most frames
+        publish no derained image, and on a GPU the copy would be a per-frame round trip)."""
+        if self.detect_image is None:
+            return None
+        return (self.detect_image[0, 0] * 255.0).round().byte().cpu().numpy()
 
 
 class FeatureFrontEnd:
@@ -97,7 +107,7 @@ class FeatureFrontEnd:
         t1 = time.perf_counter()
         ms["preprocess"] = (t1 - t0) * 1000
         sift = self.config.sift
-        derained = None
+        detect_image = None
         if self.config.derain:
             assert self.backend is not None
             out = self.backend(frame / 255.0)
@@ -107,7 +117,7 @@ class FeatureFrontEnd:
             detect_space = build_scale_space(out.detect * 255.0, sift)
             describe_space = (detect_space if out.describe is out.detect
                               else build_scale_space(out.describe * 255.0, sift))
-            derained = (out.detect[0, 0] * 255.0).round().byte().cpu().numpy()
+            detect_image = out.detect
         else:
             t2 = t1
             ms["networks"] = 0.0
@@ -116,7 +126,7 @@ class FeatureFrontEnd:
         self._sync()
         t3 = time.perf_counter()
         ms["scale_space"] = (t3 - t2) * 1000
-        features = features_from_pyramids(detect_space.dogs, gradients, sift)
+        features = features_from_pyramids(detect_space.dogs, gradients, sift, ms)
         t4 = time.perf_counter()
         ms["sift"] = (t4 - t3) * 1000
         if scale != 1.0:
@@ -124,4 +134,4 @@ class FeatureFrontEnd:
             features.xy = ((features.xy + 0.5) / np.float32(scale) - 0.5).astype(np.float32)
             features.size = (features.size / np.float32(scale)).astype(np.float32)
         ms["total"] = (t4 - t0) * 1000
-        return FrontEndResult(features=features, derained=derained, timings_ms=ms)
+        return FrontEndResult(features=features, timings_ms=ms, detect_image=detect_image)

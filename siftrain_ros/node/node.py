@@ -210,7 +210,7 @@ class SiftRainNode(Node):
         header = msg.header
         self._cloud_pub.publish(features_to_cloud(result.features, header))
         self._publish_camera_info(header)
-        if (self._params["publish_derained"] and result.derained is not None
+        if (self._params["publish_derained"] and result.detect_image is not None
                 and self._derained_pub.get_subscription_count() > 0):
             self._derained_pub.publish(gray_to_image_msg(result.derained, header))
         # Drawing costs a few ms per frame: only when someone is looking.

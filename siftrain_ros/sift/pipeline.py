@@ -7,6 +7,8 @@ same image.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
@@ -64,25 +66,55 @@ def keep_strongest(keypoints: ScaleSpaceKeypoints, count: int) -> ScaleSpaceKeyp
     return keypoints.select(torch.sort(top).values)
 
 
+class _StageClock:
+    """Writes the milliseconds since the previous lap into ``timings_ms``; does nothing (and
+    never synchronises the GPU) when no dict is given, so untimed calls pay nothing."""
+
+    def __init__(self, timings_ms: dict[str, float] | None, device: torch.device):
+        self.timings_ms = timings_ms
+        self.device = device
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        if self.timings_ms is None:
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.timings_ms[stage] = (now - self.last) * 1000.0
+        self.last = now
+
+
 def features_from_pyramids(dogs: list[torch.Tensor], gradients: GradientPyramid,
-                           config: SiftConfig) -> Features:
+                           config: SiftConfig, timings_ms: dict[str, float] | None = None
+                           ) -> Features:
     """SIFT features from a DoG pyramid (detection) and a gradient pyramid (description).
 
     Args:
         dogs: per-octave DoG stacks, (1, L+2, H_o, W_o), OpenCV SIFT units.
         gradients: per-octave gradient magnitude/orientation of Gaussian levels 1..L.
         config: SIFT parameters (must match the pyramids' construction).
+        timings_ms: if given, receives milliseconds for ``detection``, ``orientation`` and
+            ``description``.
 
     Returns:
         Features in input-image pixels.
     """
+    clock = _StageClock(timings_ms, dogs[0].device)
     keypoints = detect(dogs, config)
+    clock.lap("detection")
     if len(keypoints) == 0:
-        return pack_features(keypoints, torch.zeros(0, 128, dtype=torch.uint8), config)
+        clock.lap("orientation")
+        features = pack_features(keypoints, torch.zeros(0, 128, dtype=torch.uint8), config)
+        clock.lap("description")
+        return features
     flat = as_flat(gradients, config)
     keypoints = assign_orientations(keypoints, flat, config)
     keypoints = keep_strongest(remove_duplicates(keypoints), config.max_keypoints)
-    return pack_features(keypoints, describe(keypoints, flat, config), config)
+    clock.lap("orientation")
+    features = pack_features(keypoints, describe(keypoints, flat, config), config)
+    clock.lap("description")
+    return features
 
 
 class Sift:
