@@ -12,7 +12,14 @@ import torch
 
 from .config import SiftConfig
 from .keypoints import ScaleSpaceKeypoints
-from .sampling import FlatGradients, as_flat, gather_window, radius_groups, window_offsets
+from .sampling import (
+    FlatGradients,
+    as_flat,
+    fused_kernels_apply,
+    gather_window,
+    radius_groups,
+    window_offsets,
+)
 from .scale_space import GradientPyramid
 
 CELLS = 4
@@ -99,13 +106,14 @@ def normalize_descriptors(raw: torch.Tensor) -> torch.Tensor:
 
 
 def describe(keypoints: ScaleSpaceKeypoints, gradients: GradientPyramid | FlatGradients,
-             config: SiftConfig) -> torch.Tensor:
+             config: SiftConfig, fused: bool | None = None) -> torch.Tensor:
     """SIFT descriptors of oriented keypoints from the gradient images.
 
     Args:
         keypoints: N keypoints with ``angle`` assigned.
         gradients: gradient pyramid of the image to describe (batch of one).
         config: SIFT parameters.
+        fused: use the fused CPU kernel (:mod:`.cpu_kernels`); None: wherever it applies.
 
     Returns:
         (N, 128) uint8 descriptors, in the order of ``keypoints``.
@@ -129,6 +137,11 @@ def describe(keypoints: ScaleSpaceKeypoints, gradients: GradientPyramid | FlatGr
     row = torch.round(keypoints.row + keypoints.offset[:, 1]).long()
     col = torch.round(keypoints.col + keypoints.offset[:, 2]).long()
     centre = flat.centres(keypoints.octave, keypoints.layer - 1, row, col)
+    if fused if fused is not None else fused_kernels_apply(flat):
+        from .cpu_kernels import descriptor_histograms
+
+        return normalize_descriptors(descriptor_histograms(
+            flat, centre, radius, cos_t, sin_t, angle, CELLS, ORI_BINS))
     raw = torch.zeros(len(keypoints), CELLS * CELLS * ORI_BINS, device=device)
     for r, m in radius_groups(radius):
         raw[m] = _window_histograms(flat, centre[m], r, cos_t[m], sin_t[m], angle[m],

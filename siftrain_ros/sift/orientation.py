@@ -12,6 +12,7 @@ from .keypoints import ScaleSpaceKeypoints
 from .sampling import (
     FlatGradients,
     as_flat,
+    fused_kernels_apply,
     gather_window,
     radius_groups,
     window_offsets,
@@ -25,12 +26,13 @@ PEAK_RATIO = 0.8
 
 
 def orientation_histograms(flat: FlatGradients, keypoints: ScaleSpaceKeypoints,
-                           config: SiftConfig) -> torch.Tensor:
+                           config: SiftConfig, fused: bool | None = None) -> torch.Tensor:
     """Smoothed 36-bin gradient-orientation histograms.
 
     Args:
         flat: the image's flattened gradient pyramid.
         keypoints: N keypoints (any octaves).
+        fused: use the fused CPU kernel (:mod:`.cpu_kernels`); None: wherever it applies.
 
     Returns:
         (N, 36) histograms.
@@ -38,8 +40,12 @@ def orientation_histograms(flat: FlatGradients, keypoints: ScaleSpaceKeypoints,
     scale = keypoints.scale_in_octave(config.sigma, config.n_octave_layers)
     radius = torch.round(RADIUS_FACTOR * scale).long()
     exp_scale = -1.0 / (2.0 * (SIGMA_FACTOR * scale) ** 2)
-    hist = torch.zeros(len(keypoints), N_BINS, device=flat.magnitude.device)
     centre = flat.centres(keypoints.octave, keypoints.layer - 1, keypoints.row, keypoints.col)
+    if fused if fused is not None else fused_kernels_apply(flat):
+        from .cpu_kernels import orientation_histograms as fused_histograms
+
+        return _smooth(fused_histograms(flat, centre, radius, exp_scale, N_BINS))
+    hist = torch.zeros(len(keypoints), N_BINS, device=flat.magnitude.device)
     for r, m in radius_groups(radius):
         dy, dx = window_offsets(r, centre.device)
         mag, ori = gather_window(flat, centre[m], dy, dx)
@@ -47,7 +53,11 @@ def orientation_histograms(flat: FlatGradients, keypoints: ScaleSpaceKeypoints,
         bins = torch.round(ori * (N_BINS / 360.0)).long() % N_BINS
         part = torch.zeros(m.numel(), N_BINS, device=hist.device)
         hist[m] = part.scatter_add_(1, bins, weight * mag)
-    # [1 4 6 4 1]/16 circular smoothing, as OpenCV.
+    return _smooth(hist)
+
+
+def _smooth(hist: torch.Tensor) -> torch.Tensor:
+    """[1 4 6 4 1]/16 circular smoothing, as OpenCV."""
     return ((hist.roll(2, 1) + hist.roll(-2, 1)) * (1 / 16)
             + (hist.roll(1, 1) + hist.roll(-1, 1)) * (4 / 16) + hist * (6 / 16))
 
@@ -76,13 +86,14 @@ def peak_angles(hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def assign_orientations(keypoints: ScaleSpaceKeypoints,
                         gradients: GradientPyramid | FlatGradients,
-                        config: SiftConfig) -> ScaleSpaceKeypoints:
+                        config: SiftConfig, fused: bool | None = None) -> ScaleSpaceKeypoints:
     """Give each keypoint its dominant orientation(s) from the gradient images.
 
     Args:
         keypoints: detected keypoints (angle ignored).
         gradients: gradient pyramid of the image to describe (batch of one), or its flat form.
         config: SIFT parameters.
+        fused: use the fused CPU kernel (:mod:`.cpu_kernels`); None: wherever it applies.
 
     Returns:
         Keypoints with ``angle`` set; locations with several strong peaks appear several times.
@@ -90,7 +101,7 @@ def assign_orientations(keypoints: ScaleSpaceKeypoints,
     if len(keypoints) == 0:
         return keypoints
     flat = as_flat(gradients, config)
-    owner, angle = peak_angles(orientation_histograms(flat, keypoints, config))
+    owner, angle = peak_angles(orientation_histograms(flat, keypoints, config, fused))
     oriented = keypoints.select(owner)
     oriented.angle = angle
     return oriented

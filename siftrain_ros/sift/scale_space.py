@@ -96,9 +96,30 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     Returns:
         (B, C, H, W) blurred tensor.
     """
-    if image.device.type == "cpu" and not (torch.is_grad_enabled() and image.requires_grad):
+    if _opencv_applies(image):
         return _gaussian_blur_opencv(image, sigma)
     return gaussian_blur_torch(image, sigma)
+
+
+def _opencv_applies(image: torch.Tensor) -> bool:
+    """OpenCV serves CPU tensors outside autograd; torch convolutions the rest."""
+    return image.device.type == "cpu" and not (torch.is_grad_enabled() and image.requires_grad)
+
+
+def _octave_opencv(first: torch.Tensor, sigmas: list[float]
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One octave's Gaussian (B, L+3, H, W) and DoG (B, L+2, H, W) stacks, blurred by OpenCV
+    straight into numpy buffers: numpy asks for huge pages on large buffers, while fresh torch
+    buffers of tens of MB page-fault their way in at a cost comparable to the blurs."""
+    b, _, h, w = first.shape
+    stack = np.empty((b, len(sigmas), h, w), np.float32)
+    stack[:, 0] = first[:, 0].detach().to(torch.float32).numpy()
+    for image in stack:
+        for i in range(1, len(sigmas)):
+            cv2.GaussianBlur(image[i - 1], (0, 0), sigmas[i], dst=image[i], sigmaY=sigmas[i],
+                             borderType=cv2.BORDER_REFLECT_101)
+    dog = np.subtract(stack[:, 1:], stack[:, :-1])
+    return torch.from_numpy(stack).to(first.dtype), torch.from_numpy(dog).to(first.dtype)
 
 
 def _gaussian_blur_opencv(image: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -190,12 +211,16 @@ def build_scale_space(image: torch.Tensor, config: SiftConfig) -> ScaleSpace:
             parent = gaussians[-1][:, config.n_octave_layers: config.n_octave_layers + 1]
             h, w = parent.shape[-2] // 2, parent.shape[-1] // 2
             current = parent[..., : 2 * h: 2, : 2 * w: 2]
-        levels = [current]
-        for i in range(1, n_levels):
-            levels.append(gaussian_blur(levels[-1], sigmas[i]))
-        stack = torch.cat(levels, dim=1)
+        if _opencv_applies(current):
+            stack, dog = _octave_opencv(current, sigmas)
+        else:
+            levels = [current]
+            for i in range(1, n_levels):
+                levels.append(gaussian_blur(levels[-1], sigmas[i]))
+            stack = torch.cat(levels, dim=1)
+            dog = stack[:, 1:] - stack[:, :-1]
         gaussians.append(stack)
-        dogs.append(stack[:, 1:] - stack[:, :-1])
+        dogs.append(dog)
     return ScaleSpace(gaussians=gaussians, dogs=dogs, first_octave=config.first_octave)
 
 
