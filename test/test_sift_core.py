@@ -18,7 +18,9 @@ from siftrain_ros.sift import (
     gradient_pyramid,
     read_gray,
 )
+from siftrain_ros.sift.detect import IMAGE_BORDER, detect
 from siftrain_ros.sift.image import as_tensor, to_gray_float
+from siftrain_ros.sift.keypoints import ScaleSpaceKeypoints
 from siftrain_ros.sift.scale_space import gaussian_blur
 
 
@@ -167,3 +169,59 @@ def test_cuda_matches_cpu(frame):
     cpu, gpu = Sift()(frame), Sift(device="cuda")(frame)
     distance = np.linalg.norm(cpu.xy[:, None] - gpu.xy[None], axis=2).min(1)
     assert (distance < 0.5).mean() > 0.97
+
+
+def _dogs(gray: np.ndarray, config: SiftConfig) -> list[torch.Tensor]:
+    with torch.inference_mode():
+        return build_scale_space(as_tensor(to_gray_float(gray), "cpu"), config).dogs
+
+
+def _assert_same_keypoints(fused: ScaleSpaceKeypoints, reference: ScaleSpaceKeypoints) -> None:
+    for name in ("octave", "layer", "row", "col"):
+        assert torch.equal(getattr(fused, name), getattr(reference, name)), name
+    torch.testing.assert_close(fused.offset, reference.offset, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fused.response, reference.response, atol=1e-5, rtol=0)
+    assert fused.angle.shape == reference.angle.shape and fused.angle.isnan().all()
+
+
+def _noise() -> np.ndarray:
+    return np.random.default_rng(3).integers(0, 256, (192, 256), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("image, config", [
+    *[(path, SiftConfig()) for path in samples.tum_frames()],
+    (samples.hpatches_pair()[0], SiftConfig()),
+    ("noise", SiftConfig()),
+    # Other layer counts and thresholds change the scan bounds and the acceptance tests.
+    ("noise", SiftConfig(n_octave_layers=4, contrast_threshold=0.01, edge_threshold=5.0)),
+], ids=lambda value: getattr(value, "name", None))
+def test_fused_cpu_detection_equals_torch_detection(image, config):
+    """The numba kernel (CPU inference) is held to the torch code (CUDA, training): same
+    keypoints in the same order."""
+    gray = _noise() if isinstance(image, str) else read_gray(image)
+    dogs = _dogs(gray, config)
+    reference = detect(dogs, config, fused=False)
+    assert len(reference) > 100
+    _assert_same_keypoints(detect(dogs, config, fused=True), reference)
+    _assert_same_keypoints(detect(dogs, config), reference)  # the default on CPU
+
+
+def test_fused_detection_without_candidates():
+    config = SiftConfig()
+    dogs = [torch.zeros(1, config.n_octave_layers + 2, 64, 48)]
+    found = detect(dogs, config, fused=True)
+    assert len(found) == 0
+    _assert_same_keypoints(found, detect(dogs, config, fused=False))
+    assert found.offset.shape == (0, 3) and found.offset.dtype == torch.float32
+
+
+def test_fused_detection_skips_octaves_inside_the_border():
+    """An octave no more than 2 * IMAGE_BORDER wide or high holds no candidate, however strong
+    its extrema."""
+    config = SiftConfig()
+    dogs = _dogs(read_gray(samples.tum_frames()[0])[:96, :128].copy(), config)
+    strong = torch.zeros(1, config.n_octave_layers + 2, 2 * IMAGE_BORDER, 40)
+    strong[0, 2, IMAGE_BORDER, 20] = 100.0
+    fused = detect([*dogs, strong, strong.transpose(-1, -2)], config, fused=True)
+    assert len(fused) > 0 and int(fused.octave.max()) < len(dogs)
+    _assert_same_keypoints(fused, detect(dogs, config, fused=False))

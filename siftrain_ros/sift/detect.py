@@ -190,13 +190,17 @@ def refine_extrema(dog: torch.Tensor, octave: int, layer: torch.Tensor, row: tor
     )
 
 
-def detect(dogs: list[torch.Tensor], config: SiftConfig) -> ScaleSpaceKeypoints:
+def detect(dogs: list[torch.Tensor], config: SiftConfig, *, fused: bool | None = None
+           ) -> ScaleSpaceKeypoints:
     """Detect SIFT keypoints in a DoG pyramid.
 
     Args:
         dogs: one (L, H, W) tensor per octave (L = n_octave_layers + 2), OpenCV SIFT units;
             a (1, L, H, W) batch of one is accepted too.
         config: SIFT parameters.
+        fused: use the fused CPU kernel (``cpu_detect``) instead of ``extrema_mask`` +
+            ``refine_extrema``; None uses it for float32 CPU tensors without autograd, where
+            it gives the same keypoints several times faster. True needs float32 CPU tensors.
 
     Returns:
         Keypoints in scale-space coordinates, angle not yet assigned.
@@ -207,6 +211,11 @@ def detect(dogs: list[torch.Tensor], config: SiftConfig) -> ScaleSpaceKeypoints:
         dog = dog[0] if dog.dim() == 4 else dog
         if dog.shape[-1] <= 2 * IMAGE_BORDER or dog.shape[-2] <= 2 * IMAGE_BORDER:
             continue
+        if _use_fused(dog, fused):
+            keypoints = _detect_octave_cpu(dog, octave, threshold, config)
+            if len(keypoints):
+                found.append(keypoints)
+            continue
         layer, row, col = torch.nonzero(extrema_mask(dog, threshold), as_tuple=True)
         if layer.numel():
             found.append(refine_extrema(dog, octave, layer, row, col, config))
@@ -214,3 +223,18 @@ def detect(dogs: list[torch.Tensor], config: SiftConfig) -> ScaleSpaceKeypoints:
         device = dogs[0].device if dogs else None
         return ScaleSpaceKeypoints.empty(device)
     return ScaleSpaceKeypoints.cat(found)
+
+
+def _use_fused(dog: torch.Tensor, fused: bool | None) -> bool:
+    if fused is not None:
+        return fused
+    return dog.device.type == "cpu" and dog.dtype == torch.float32 and not dog.requires_grad
+
+
+def _detect_octave_cpu(dog: torch.Tensor, octave: int, threshold: float,
+                       config: SiftConfig) -> ScaleSpaceKeypoints:
+    # Imported here because cpu_detect builds on this module's constants, and so that CUDA and
+    # training users never import numba.
+    from .cpu_detect import detect_octave_cpu
+
+    return detect_octave_cpu(dog, octave, threshold, config)
