@@ -129,6 +129,8 @@ def test_derain_features_match_frontend(derain_session: Session) -> None:
     assert _stamp(cloud) == (100, 123) and cloud.header.frame_id == "cam0"
     assert [(f.name, f.datatype, f.count) for f in cloud.fields] == list(FIELD_LAYOUT)
     assert cloud.point_step == POINT_STEP and cloud.height == 1 and not cloud.is_bigendian
+    # The worker warms every stage up before it takes the first frame.
+    assert "warmed up in" in derain_session.node.output()
     features = cloud_to_features(cloud)
     assert len(features) > 50
     assert (features.xy >= -0.5).all()

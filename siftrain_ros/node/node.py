@@ -180,6 +180,7 @@ class SiftRainNode(Node):
     # ------------------------------------------------------------------ worker thread
 
     def _work(self) -> None:
+        self._warm_up()
         while True:
             item = self._mailbox.take()
             if item is None:
@@ -198,6 +199,18 @@ class SiftRainNode(Node):
                 self._stats.on_rejected(f"processing failed: {error!r}")
                 self.get_logger().error(f"processing failed: {error!r}",
                                         throttle_duration_sec=WARN_THROTTLE_S)
+
+    def _warm_up(self) -> None:
+        # On the worker thread: the node is up and subscribed meanwhile, and the newest frame
+        # waits in the mailbox.
+        with self._frontend_lock:
+            frontend = self._frontend
+        try:
+            seconds = frontend.warm_up()
+        except Exception as error:  # noqa: BLE001 - the first real frame will report it
+            self.get_logger().warning(f"warm-up failed: {error!r}")
+        else:
+            self.get_logger().info(f"warmed up in {seconds:.1f} s")
 
     def _process(self, msg: Any, received: float) -> None:
         t0 = time.perf_counter()
