@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .buffers import FRAME_BUFFERS
 from .config import SiftConfig
 from .scale_space import GradientPyramid, ScaleSpace
 
@@ -136,36 +138,58 @@ def flat_gradients_opencv(space: ScaleSpace, config: SiftConfig) -> FlatGradient
     sizes = [g.shape[-2:] for g in space.gaussians]
     level_stride = [(h + 2 * pad) * row_stride for h, _ in sizes]
     total = sum(levels * stride for stride in level_stride)
-    # numpy, not torch.zeros: numpy asks for huge pages on large buffers; torch's fresh 40 MB
-    # buffers page-fault their way in, which cost more than the gradients themselves.
-    mag_np = np.zeros(total, np.float32)
-    ori_np = np.zeros(total, np.float32)
+    # Reused across frames (:mod:`.buffers`): fresh 40 MB buffers page-fault their way in at
+    # a cost comparable to the gradients. The padding is zeroed once, at allocation, and never
+    # written: a reused buffer of this layout still has it.
+    layout = f"{row_stride}/{pad}/{'x'.join(f'{h}:{w}' for h, w in sizes)}"
+    mag_np, _ = FRAME_BUFFERS.get(f"gradient_magnitude/{layout}", (total,), zero=True)
+    ori_np, _ = FRAME_BUFFERS.get(f"gradient_orientation/{layout}", (total,), zero=True)
     magnitude, orientation = torch.from_numpy(mag_np), torch.from_numpy(ori_np)
-    origin, offset = [], 0
+    origin, offset, bands = [], 0, []
+    threads = max(1, torch.get_num_threads())
     for gaussian, (h, w), stride in zip(space.gaussians, sizes, level_stride, strict=True):
         origin.append(offset + pad * row_stride + pad)
-        # Central differences with y up (OpenCV SIFT's dx, dy), zero on the 1-px border where
-        # OpenCV takes no samples. numpy slices: twice as fast as a ksize-1 cv2.Sobel.
-        dx = np.zeros((h, w), np.float32)
-        dy = np.zeros((h, w), np.float32)
         for level in range(levels):
             image = gaussian[0, level + 1].contiguous().numpy()
-            np.subtract(image[1:-1, 2:], image[1:-1, :-2], out=dx[1:-1, 1:-1])
-            np.subtract(image[:-2, 1:-1], image[2:, 1:-1], out=dy[1:-1, 1:-1])
             start = offset + level * stride
             rows, cols = slice(pad, pad + h), slice(pad, pad + w)
-            # cartToPolar writes straight into the padded buffers (row-strided views).
-            cv2.cartToPolar(dx, dy, magnitude=mag_np[start: start + stride]
-                            .reshape(-1, row_stride)[rows, cols],
-                            angle=ori_np[start: start + stride].reshape(-1, row_stride)[rows, cols],
-                            angleInDegrees=True)
+            mag_view = mag_np[start: start + stride].reshape(-1, row_stride)[rows, cols]
+            ori_view = ori_np[start: start + stride].reshape(-1, row_stride)[rows, cols]
+            # Interior rows only (the 1-px border stays zero, where OpenCV takes no samples),
+            # in one band per thread so that large levels split evenly.
+            edges = np.linspace(1, max(h - 1, 1), threads + 1).astype(int)
+            bands += [(image, mag_view, ori_view, int(a), int(b))
+                      for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
         offset += levels * stride
+    if threads == 1:
+        for band in bands:
+            _gradient_band(*band)
+    else:
+        # numpy and OpenCV release the GIL: threads give real parallelism here.
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda band: _gradient_band(*band), bands))
     as_long = lambda values: torch.tensor(values, dtype=torch.int64)  # noqa: E731
     return FlatGradients(
         magnitude=magnitude, orientation=orientation, origin=as_long(origin),
         height=as_long([h for h, _ in sizes]), width=as_long([w for _, w in sizes]),
         level_stride=as_long(level_stride), row_stride=row_stride, pad=pad, levels=levels,
     )
+
+
+def _gradient_band(image: np.ndarray, magnitude: np.ndarray, orientation: np.ndarray,
+                   first: int, stop: int) -> None:
+    """Gradient magnitude and orientation (degrees) of rows ``first..stop-1`` of ``image``,
+    columns 1..W-2, written into the same rows and columns of the output views.
+
+    Central differences with y up (OpenCV SIFT's dx, dy), as numpy slices: twice as fast as a
+    ksize-1 ``cv2.Sobel``; ``cartToPolar`` uses OpenCV SIFT's ``fastAtan2``.
+    """
+    if image.shape[1] < 3:
+        return
+    dx = np.subtract(image[first:stop, 2:], image[first:stop, :-2])
+    dy = np.subtract(image[first - 1: stop - 1, 1:-1], image[first + 1: stop + 1, 1:-1])
+    cv2.cartToPolar(dx, dy, magnitude=magnitude[first:stop, 1:-1],
+                    angle=orientation[first:stop, 1:-1], angleInDegrees=True)
 
 
 def window_offsets(radius: int, device: torch.device | str | None = None

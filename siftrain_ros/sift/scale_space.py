@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .buffers import FRAME_BUFFERS
 from .config import SiftConfig
 
 # Smallest octave side we build: below this no extremum survives the 5-pixel border.
@@ -109,16 +110,17 @@ def _opencv_applies(image: torch.Tensor) -> bool:
 def _octave_opencv(first: torch.Tensor, sigmas: list[float]
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """One octave's Gaussian (B, L+3, H, W) and DoG (B, L+2, H, W) stacks, blurred by OpenCV
-    straight into numpy buffers: numpy asks for huge pages on large buffers, while fresh torch
-    buffers of tens of MB page-fault their way in at a cost comparable to the blurs."""
+    straight into numpy buffers reused across frames (:mod:`.buffers`): fresh buffers of tens
+    of MB page-fault their way in at a cost comparable to the blurs."""
     b, _, h, w = first.shape
-    stack = np.empty((b, len(sigmas), h, w), np.float32)
+    stack, _ = FRAME_BUFFERS.get("gaussians", (b, len(sigmas), h, w))
+    dog, _ = FRAME_BUFFERS.get("dogs", (b, len(sigmas) - 1, h, w))
     stack[:, 0] = first[:, 0].detach().to(torch.float32).numpy()
     for image in stack:
         for i in range(1, len(sigmas)):
             cv2.GaussianBlur(image[i - 1], (0, 0), sigmas[i], dst=image[i], sigmaY=sigmas[i],
                              borderType=cv2.BORDER_REFLECT_101)
-    dog = np.subtract(stack[:, 1:], stack[:, :-1])
+    np.subtract(stack[:, 1:], stack[:, :-1], out=dog)
     return torch.from_numpy(stack).to(first.dtype), torch.from_numpy(dog).to(first.dtype)
 
 
