@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="front-end processing scale (keypoints stay in input pixels)")
     p.add_argument("--ratio", type=float, default=0.8, help="Lowe ratio")
     p.add_argument("--ransac-threshold", type=float, default=1.0, metavar="PX")
-    p.add_argument("--estimator", choices=("ransac", "usac_accurate"), default="ransac",
+    p.add_argument("--estimator", choices=("ransac", "usac_accurate"), default="usac_accurate",
                    help="essential-matrix estimator (docs/odometry.md)")
     p.add_argument("--limit", type=int, default=0, metavar="N", help="first N frames only")
     p.add_argument("--weights-dir", type=Path, default=None)

@@ -42,7 +42,7 @@ PARAMS: tuple[ParamSpec, ...] = (
               "3 kept)", read_only=True),
     ParamSpec("ransac_threshold_px", 1.0, "essential-matrix RANSAC threshold (px)",
               value_range=(0.1, 50.0), read_only=True),
-    ParamSpec("estimator", "ransac", "essential-matrix estimator: ransac (cv2.RANSAC) or "
+    ParamSpec("estimator", "usac_accurate", "essential-matrix estimator: ransac (cv2.RANSAC) or "
               "usac_accurate (local optimisation + final polish)",
               choices=("ransac", "usac_accurate"), read_only=True),
     ParamSpec("min_inliers", 8, "fewer inliers: the frame is lost (no pose published)",
