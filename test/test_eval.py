@@ -100,6 +100,14 @@ def test_cli_json_and_plot_on_two_pairs(tmp_path: Path, crop: np.ndarray) -> Non
     assert clean["recall"] == 1.0 and clean["precision"] == 1.0
     assert 0 <= report["methods"]["rainy"]["recall"] < 1.0
     assert [r["image"] for r in report["per_image"]["rainy"]] == ["input1.png", "input2.png"]
+    # At the clean budget every method keeps at most the clean count, the strongest first.
+    budget = report["at_clean_budget"]
+    assert budget["methods"]["clean"]["recall"] == 1.0
+    for full, cut, clean_row in zip(report["per_image"]["rainy"],
+                                    budget["per_image"]["rainy"],
+                                    report["per_image"]["clean"], strict=True):
+        assert cut["keypoints"] == min(full["keypoints"], clean_row["keypoints"])
+    assert budget["methods"]["rainy"]["recall"] <= report["methods"]["rainy"]["recall"]
     assert main(["eval", "--clean", str(tmp_path / "norain"), "--methods", "bogus"]) == 2
 
 

@@ -123,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
               if args.synthetic_rain else f"{args.rainy} vs {args.clean}")
     title = f"SIFT keypoint recovery, {len(images)} images: {source}"
     print_table(result, title)
+    print_table(result["at_clean_budget"],
+                "At the clean image's keypoint count (each method's N strongest by response)")
     if args.json:
         report = {"source": source, "images": len(images), "methods_order": methods,
                   "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
