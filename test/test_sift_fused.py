@@ -8,6 +8,7 @@ import torch
 
 from siftrain_ros import samples
 from siftrain_ros.sift import SiftConfig, build_scale_space, gradient_pyramid, read_gray
+from siftrain_ros.sift.cpu_kernels import orientation_histograms as fused_orientation_histograms
 from siftrain_ros.sift.descriptor import describe
 from siftrain_ros.sift.detect import detect
 from siftrain_ros.sift.image import as_tensor, to_gray_float
@@ -88,3 +89,11 @@ def test_non_finite_gradients_never_corrupt_memory(stages):
         oriented = assign_orientations(keypoints, broken, CONFIG, fused=True)
         descriptors = describe(oriented, broken, CONFIG, fused=True)
     assert descriptors.shape == (len(oriented), 128)
+
+
+def test_windows_wider_than_the_padding_are_refused(stages):
+    keypoints, flat = stages
+    centre = flat.centres(keypoints.octave, keypoints.layer - 1, keypoints.row, keypoints.col)
+    radius = torch.full_like(centre, flat.pad + 1)
+    with pytest.raises(ValueError, match="exceeds the gradient buffers' padding"):
+        fused_orientation_histograms(flat, centre, radius, torch.ones(len(centre)), 36)

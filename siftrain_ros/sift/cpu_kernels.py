@@ -150,6 +150,7 @@ def orientation_histograms(flat: FlatGradients, centre: torch.Tensor, radius: to
     Returns:
         (N, n_bins) float32 histograms of Gaussian-weighted gradient magnitude.
     """
+    _check_windows_fit(flat, radius)
     out = np.zeros((centre.shape[0], n_bins), dtype=np.float32)
     with _threads_like_torch():
         _orientation_histograms(flat.magnitude.numpy(), flat.orientation.numpy(),
@@ -176,6 +177,7 @@ def descriptor_histograms(flat: FlatGradients, centre: torch.Tensor, radius: tor
     Returns:
         (N, d * d * ori_bins) float32 histograms, cells row-major, bins fastest.
     """
+    _check_windows_fit(flat, radius)
     out = np.zeros((centre.shape[0], cells * cells * ori_bins), dtype=np.float32)
     with _threads_like_torch():
         _descriptor_histograms(
@@ -183,6 +185,13 @@ def descriptor_histograms(flat: FlatGradients, centre: torch.Tensor, radius: tor
             radius.numpy(), _f32(cos_t), _f32(sin_t), _f32(angle), flat.row_stride, cells,
             ori_bins, out)
     return torch.from_numpy(out)
+
+
+def _check_windows_fit(flat: FlatGradients, radius: torch.Tensor) -> None:
+    # The kernels read without bounds checks: the padding is what keeps windows in the buffer.
+    if radius.numel() and int(radius.max()) > flat.pad:
+        raise ValueError(f"window radius {int(radius.max())} exceeds the gradient buffers' "
+                         f"padding {flat.pad}")
 
 
 def _f32(values: torch.Tensor) -> np.ndarray:
