@@ -97,7 +97,7 @@ def _overlay(gray: np.ndarray, clean: Features, derained: Features, plain: Featu
 def run_demo(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from sensor_msgs.msg import Image, PointCloud2
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
     from .ros.feature_cloud import cloud_to_features
 
@@ -139,6 +139,8 @@ def run_demo(args: argparse.Namespace) -> int:
         return callback
 
     consumer.create_subscription(Image, IMAGE_TOPIC, keep("image"), 10)
+    # Only so that the player can wait for the same subscriber count on both of its topics.
+    consumer.create_subscription(CameraInfo, INFO_TOPIC, lambda _: None, 10)
     for name in NODES:
         consumer.create_subscription(PointCloud2, f"/{name}/features", keep(name), 10)
     executor = SingleThreadedExecutor(context=context)
@@ -162,7 +164,9 @@ def run_demo(args: argparse.Namespace) -> int:
               f"playing the bag at {args.rate}x")
         player = subprocess.Popen(
             [sys.executable, "-m", "siftrain_ros", "bag", "play", str(bag), "--rate",
-             str(args.rate), "--topics", IMAGE_TOPIC, INFO_TOPIC, "--wait-subscribers", "20"],
+             str(args.rate), "--topics", IMAGE_TOPIC, INFO_TOPIC, "--wait-subscribers", "20",
+             # Both nodes and this consumer: the first frames must reach all three.
+             "--min-subscribers", str(len(NODES) + 1)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         player_out, _ = player.communicate(timeout=300)
         # The newest frame always gets processed (newest wins): wait for it on both nodes.
@@ -192,6 +196,9 @@ def run_demo(args: argparse.Namespace) -> int:
             print(f"node /{name} exited with code {rc}")
             code = code or (rc != 0)
         executor.shutdown(timeout_sec=2)
+        # The spin thread must be out of rclpy's C++ before the node and context go, or the
+        # interpreter can exit with it inside a wait set (std::terminate, exit code 134).
+        spinner.join(timeout=5)
         consumer.destroy_node()
         rclpy.try_shutdown(context=context)
     if missing:

@@ -27,13 +27,15 @@ def message_class(msgtype: str) -> Any:
 
 def play_bag(node: Any, src: Path, *, rate: float = 1.0, loop: bool = False,
              topics: list[str] | None = None, wait_subscribers: float = 0.0,
-             on_message: Callable[[str, int], None] | None = None,
+             min_subscribers: int = 1, on_message: Callable[[str, int], None] | None = None,
              should_stop: Callable[[], bool] = lambda: False) -> int:
     """Publish the bag's messages from ``node`` with their recorded spacing / ``rate``.
 
     Args:
         wait_subscribers: wait up to this many seconds for every publisher to be matched
             before starting (so the first messages are not lost to discovery).
+        min_subscribers: subscriptions each publisher waits for: with several consumers, one
+            matched early must not start the replay before the others.
         should_stop: polled between messages (e.g. ``lambda: not rclpy.ok()``).
 
     Returns:
@@ -41,6 +43,8 @@ def play_bag(node: Any, src: Path, *, rate: float = 1.0, loop: bool = False,
     """
     if rate <= 0:
         raise ValueError(f"rate must be > 0, got {rate}")
+    if min_subscribers < 1:
+        raise ValueError(f"min_subscribers must be >= 1, got {min_subscribers}")
     published = 0
     with Reader(src) as reader:
         conns = [c for c in reader.connections if topics is None or c.topic in topics]
@@ -52,8 +56,14 @@ def play_bag(node: Any, src: Path, *, rate: float = 1.0, loop: bool = False,
                 pubs[conn.topic] = node.create_publisher(message_class(conn.msgtype),
                                                          conn.topic, 10)
         deadline = time.monotonic() + wait_subscribers
-        while time.monotonic() < deadline and not should_stop():
-            if all(p.get_subscription_count() > 0 for p in pubs.values()):
+        while wait_subscribers > 0 and not should_stop():
+            counts = {topic: p.get_subscription_count() for topic, p in pubs.items()}
+            if min(counts.values()) >= min_subscribers:
+                break
+            if time.monotonic() >= deadline:
+                node.get_logger().warning(
+                    f"playing without all subscribers after {wait_subscribers:g} s: "
+                    f"{counts} (wanted {min_subscribers} per topic)")
                 break
             time.sleep(0.05)
         while True:

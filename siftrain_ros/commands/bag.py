@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     play.add_argument("--topics", nargs="+", default=None, help="only these topics")
     play.add_argument("--wait-subscribers", type=float, default=0.0, metavar="SEC",
                       help="wait up to SEC seconds for subscribers on every topic first")
+    play.add_argument("--min-subscribers", type=int, default=1, metavar="N",
+                      help="with --wait-subscribers: wait for N subscribers per topic")
     play.set_defaults(run=run_play)
 
 
@@ -63,6 +65,7 @@ def run_play(args: argparse.Namespace) -> int:
     try:
         count = play_bag(node, args.input, rate=args.rate, loop=args.loop, topics=args.topics,
                          wait_subscribers=args.wait_subscribers,
+                         min_subscribers=args.min_subscribers,
                          should_stop=lambda: not rclpy.ok())
         print(f"played {count} messages from {args.input}")
     except (KeyboardInterrupt, ExternalShutdownException):

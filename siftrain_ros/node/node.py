@@ -55,6 +55,9 @@ class SiftRainNode(Node):
         self._backend = self._load_backend() if self._params["derain"] else None
         self._frontend = self._build_frontend(self._params)
         self._frontend_lock = threading.Lock()
+        # Before subscribing and saying "ready": whoever waits for "ready" (a bag player, a
+        # launch test) must not have its first frames dropped while kernels compile.
+        self._warm_up()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.add_post_set_parameters_callback(self._after_set_parameters)
 
@@ -132,6 +135,14 @@ class SiftRainNode(Node):
 
     # ------------------------------------------------------------------ parameters
 
+    def _warm_up(self) -> None:
+        try:
+            seconds = self._frontend.warm_up()
+        except Exception as error:  # noqa: BLE001 - the first real frame will report it
+            self.get_logger().warning(f"warm-up failed: {error!r}")
+        else:
+            self.get_logger().info(f"warmed up in {seconds:.1f} s")
+
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Refuse bad values with a reason (ranges and read-only are also checked by rclpy)."""
         for param in params:
@@ -180,7 +191,6 @@ class SiftRainNode(Node):
     # ------------------------------------------------------------------ worker thread
 
     def _work(self) -> None:
-        self._warm_up()
         while True:
             item = self._mailbox.take()
             if item is None:
@@ -199,18 +209,6 @@ class SiftRainNode(Node):
                 self._stats.on_rejected(f"processing failed: {error!r}")
                 self.get_logger().error(f"processing failed: {error!r}",
                                         throttle_duration_sec=WARN_THROTTLE_S)
-
-    def _warm_up(self) -> None:
-        # On the worker thread: the node is up and subscribed meanwhile, and the newest frame
-        # waits in the mailbox.
-        with self._frontend_lock:
-            frontend = self._frontend
-        try:
-            seconds = frontend.warm_up()
-        except Exception as error:  # noqa: BLE001 - the first real frame will report it
-            self.get_logger().warning(f"warm-up failed: {error!r}")
-        else:
-            self.get_logger().info(f"warmed up in {seconds:.1f} s")
 
     def _process(self, msg: Any, received: float) -> None:
         t0 = time.perf_counter()
