@@ -207,7 +207,8 @@ class _threads_like_torch:
 
     def __enter__(self) -> None:
         self.torch_threads = torch.get_num_threads()
-        numba.set_num_threads(max(1, min(self.torch_threads, numba.config.NUMBA_NUM_THREADS)))
+        most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
+        numba.set_num_threads(max(1, min(self.torch_threads, most)))
 
     def __exit__(self, *exc: object) -> None:
         if torch.get_num_threads() != self.torch_threads:
