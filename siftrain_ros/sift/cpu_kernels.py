@@ -13,6 +13,8 @@ hold equal to these.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -198,18 +200,18 @@ def _f32(values: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(values.numpy(), dtype=np.float32)
 
 
-class _threads_like_torch:
+@contextmanager
+def _threads_like_torch() -> Iterator[None]:
     """Run numba's parallel loops on as many threads as torch uses (the node's ``threads``).
 
     numba's OpenMP layer can share torch's OpenMP runtime, where setting numba's thread count
     sets torch's too; so numba gets torch's count and torch's is put back if it moved.
     """
-
-    def __enter__(self) -> None:
-        self.torch_threads = torch.get_num_threads()
-        most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
-        numba.set_num_threads(max(1, min(self.torch_threads, most)))
-
-    def __exit__(self, *exc: object) -> None:
-        if torch.get_num_threads() != self.torch_threads:
-            torch.set_num_threads(self.torch_threads)
+    torch_threads = torch.get_num_threads()
+    most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
+    numba.set_num_threads(max(1, min(torch_threads, most)))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)

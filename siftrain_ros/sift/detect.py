@@ -14,6 +14,7 @@ import torch
 
 from .config import SiftConfig
 from .keypoints import ScaleSpaceKeypoints
+from .scale_space import cpu_outside_autograd
 
 IMAGE_BORDER = 5
 MAX_INTERP_STEPS = 5
@@ -228,7 +229,7 @@ def detect(dogs: list[torch.Tensor], config: SiftConfig, *, fused: bool | None =
 def _use_fused(dog: torch.Tensor, fused: bool | None) -> bool:
     if fused is not None:
         return fused
-    return dog.device.type == "cpu" and dog.dtype == torch.float32 and not dog.requires_grad
+    return dog.dtype == torch.float32 and cpu_outside_autograd(dog)
 
 
 def _detect_octave_cpu(dog: torch.Tensor, octave: int, threshold: float,

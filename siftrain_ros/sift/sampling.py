@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .buffers import FRAME_BUFFERS
 from .config import SiftConfig
-from .scale_space import GradientPyramid, ScaleSpace
+from .scale_space import GradientPyramid, ScaleSpace, cpu_outside_autograd
 
 # Cap on samples gathered at once, to bound memory on large images with many keypoints.
 MAX_SAMPLES_PER_CHUNK = 4_000_000
@@ -122,8 +122,7 @@ def as_flat(gradients: GradientPyramid | FlatGradients, config: SiftConfig) -> F
 def fused_kernels_apply(flat: FlatGradients) -> bool:
     """Whether the fused numba kernels (:mod:`.cpu_kernels`) can serve ``flat``: CPU buffers
     outside autograd. The torch gathers serve the rest (CUDA, training)."""
-    return (flat.magnitude.device.type == "cpu" and not flat.magnitude.requires_grad
-            and not flat.orientation.requires_grad)
+    return cpu_outside_autograd(flat.magnitude, flat.orientation)
 
 
 def flat_gradients_opencv(space: ScaleSpace, config: SiftConfig) -> FlatGradients:

@@ -97,14 +97,16 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     Returns:
         (B, C, H, W) blurred tensor.
     """
-    if _opencv_applies(image):
+    if cpu_outside_autograd(image):
         return _gaussian_blur_opencv(image, sigma)
     return gaussian_blur_torch(image, sigma)
 
 
-def _opencv_applies(image: torch.Tensor) -> bool:
-    """OpenCV serves CPU tensors outside autograd; torch convolutions the rest."""
-    return image.device.type == "cpu" and not (torch.is_grad_enabled() and image.requires_grad)
+def cpu_outside_autograd(*tensors: torch.Tensor) -> bool:
+    """Whether the CPU fast paths (OpenCV, the fused numba kernels) may serve ``tensors``: all
+    on the CPU and none being differentiated. Torch code serves the rest (CUDA, training)."""
+    return all(t.device.type == "cpu" and not (torch.is_grad_enabled() and t.requires_grad)
+               for t in tensors)
 
 
 def _octave_opencv(first: torch.Tensor, sigmas: list[float]
@@ -213,7 +215,7 @@ def build_scale_space(image: torch.Tensor, config: SiftConfig) -> ScaleSpace:
             parent = gaussians[-1][:, config.n_octave_layers: config.n_octave_layers + 1]
             h, w = parent.shape[-2] // 2, parent.shape[-1] // 2
             current = parent[..., : 2 * h: 2, : 2 * w: 2]
-        if _opencv_applies(current):
+        if cpu_outside_autograd(current):
             stack, dog = _octave_opencv(current, sigmas)
         else:
             levels = [current]
@@ -252,8 +254,7 @@ def gradient_pyramid(space: ScaleSpace, config: SiftConfig) -> GradientPyramid:
     approximation OpenCV's SIFT uses) straight into the padded buffers the orientation and
     descriptor stages read; elsewhere torch computes them.
     """
-    if space.gaussians[0].device.type == "cpu" and space.gaussians[0].shape[0] == 1 and not (
-            torch.is_grad_enabled() and space.gaussians[0].requires_grad):
+    if space.gaussians[0].shape[0] == 1 and cpu_outside_autograd(space.gaussians[0]):
         from .sampling import flat_gradients_opencv  # sampling builds on this module
 
         flat = flat_gradients_opencv(space, config)
