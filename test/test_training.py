@@ -103,9 +103,39 @@ def test_cli_trains_and_exports_loadable_weights(tmp_path: Path) -> None:
         cv2.imwrite(str(data / "rain100h/rain" / f"norain-{n}.png"), pair.real_pairs[0][0])
     weights = tmp_path / "w" / "dprnet_lite.safetensors"
     code = main(["train", "dprnet", "--steps", "1", "--batch", "1", "--patch", "32",
+                 "--clean-fraction", "0.5",
                  "--val-pairs", "0", "--data", str(data), "--out", str(tmp_path / "ckpt"),
                  "--export", str(weights)])
     assert code == 0
     assert (tmp_path / "ckpt" / "summary.json").is_file()
     net = load_net("dprnet", "lite", weights.parent)
     assert net(torch.zeros(1, 1, 16, 16)).shape == (1, 1, 16, 16)
+
+
+def _draws(sampler: PatchSampler, count: int = 40) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(7)
+    return [sampler.sample_one(rng) for _ in range(count)]
+
+
+def test_clean_fraction_mixes_dry_crops_in() -> None:
+    data = images(count=2)
+    dry = _draws(PatchSampler(data, PATCH, clean_fraction=1.0))
+    assert all(np.array_equal(rainy, clean) for rainy, clean in dry)
+    half = _draws(PatchSampler(data, PATCH, clean_fraction=0.5))
+    identical = sum(np.array_equal(rainy, clean) for rainy, clean in half)
+    assert 8 <= identical <= 32  # binomial(40, 0.5): outside this is ~1e-4 likely
+
+
+def test_zero_clean_fraction_is_the_default_rain_only_sampler() -> None:
+    data = images(count=2)
+    default, explicit = _draws(PatchSampler(data, PATCH)), _draws(
+        PatchSampler(data, PATCH, clean_fraction=0.0))
+    assert not any(np.array_equal(rainy, clean) for rainy, clean in default)
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+               for a, b in zip(default, explicit, strict=True))
+
+
+@pytest.mark.parametrize("fractions", [{"clean_fraction": 1.5}, {"real_fraction": -0.1}])
+def test_sampler_rejects_fractions_outside_unit_interval(fractions: dict) -> None:
+    with pytest.raises(ValueError, match="must be in"):
+        PatchSampler(images(), PATCH, **fractions)

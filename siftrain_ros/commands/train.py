@@ -42,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-limit", type=float, default=0.0, metavar="SECONDS",
                    help="stop cleanly after this wall time (0: no limit)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--clean-fraction", type=float, default=0.0, metavar="F",
+                   help="share of rain-free crops (input = target) that teach the net to leave "
+                        "dry content alone (0..1; default 0, as rounds 1-3)")
     p.add_argument("--use-tum", action="store_true",
                    help="also train on the TUM frames (off: they stay unseen for evaluation)")
     p.add_argument("--data", type=Path, default=None, help="shared data folder")
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
                          lr=args.lr, seed=args.seed, device=args.device,
                          out=args.out or Path("checkpoints") / args.kind,
                          val_every=args.val_every, time_limit_s=args.time_limit)
-    sampler = PatchSampler(load_training_images(root, use_tum=args.use_tum), args.patch)
+    sampler = PatchSampler(load_training_images(root, use_tum=args.use_tum), args.patch,
+                           clean_fraction=args.clean_fraction)
     val = validation_pairs(root, range(81, 81 + args.val_pairs)) if args.val_pairs else []
     trainer = Trainer(config, sampler, val)
     if args.resume:

@@ -69,12 +69,25 @@ class PatchSampler:
         images: the training images.
         patch: crop side, pixels (a multiple of 4 keeps the lite nets' unshuffle exact).
         real_fraction: share of samples taken from the real rainy pairs.
+        clean_fraction: share of rain-free samples (input = target = a clean crop), drawn
+            before anything else. A derainer that never sees a dry crop learns to smooth
+            every input, rain or not, and erases the fine structure SIFT lives on.
     """
 
-    def __init__(self, images: TrainingImages, patch: int, real_fraction: float = 0.3):
+    def __init__(self, images: TrainingImages, patch: int, real_fraction: float = 0.3,
+                 clean_fraction: float = 0.0):
         if not images.clean:
             raise ValueError("no clean training images")
-        self.images, self.patch, self.real_fraction = images, patch, real_fraction
+        for name, value in (("real_fraction", real_fraction),
+                            ("clean_fraction", clean_fraction)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        self.images, self.patch = images, patch
+        self.real_fraction, self.clean_fraction = real_fraction, clean_fraction
+
+    def _clean_crop(self, rng: np.random.Generator) -> np.ndarray:
+        (clean,) = self._crop(rng, self.images.clean[int(rng.integers(len(self.images.clean)))])
+        return clean
 
     def _crop(self, rng: np.random.Generator, *planes: np.ndarray) -> list[np.ndarray]:
         h, w = planes[0].shape
@@ -88,10 +101,15 @@ class PatchSampler:
 
     def sample_one(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One (rainy, clean) (P, P) uint8 pair."""
+        # Only draw for the dry share when it is asked for, so runs without it replay the
+        # random stream (and the checkpoints) of earlier versions exactly.
+        if self.clean_fraction > 0 and rng.random() < self.clean_fraction:
+            clean = self._clean_crop(rng)
+            return clean, clean
         if self.images.real_pairs and rng.random() < self.real_fraction:
             rainy, clean = self.images.real_pairs[int(rng.integers(len(self.images.real_pairs)))]
             return tuple(self._crop(rng, rainy, clean))  # type: ignore[return-value]
-        (clean,) = self._crop(rng, self.images.clean[int(rng.integers(len(self.images.clean)))])
+        clean = self._clean_crop(rng)
         preset = PRESET_CHOICES[int(rng.choice(len(PRESET_CHOICES), p=PRESET_PROBABILITIES))]
         rainy = add_rain(clean, seed=int(rng.integers(0, 2**31 - 1)),
                          params=RainParams.preset(preset))  # type: ignore[arg-type]
