@@ -14,6 +14,7 @@ from siftrain_ros.cli import main
 from siftrain_ros.frontend.weights import load_net
 from siftrain_ros.rain import RainParams, add_rain
 from siftrain_ros.training import PatchSampler, TrainConfig, Trainer, TrainingImages
+from siftrain_ros.training.trainer import DRY_PREFIX, validation_score
 
 PATCH = 32
 TINY_NET = {"channels": (8, 8), "dilations": (1, 1)}
@@ -34,9 +35,10 @@ def images(size: int = PATCH, count: int = 2) -> TrainingImages:
 
 def trainer(tmp_path: Path, kind: str = "l1", seed: int = 0, steps: int = 4, **kw) -> Trainer:
     config = TrainConfig(kind=kind, steps=steps, batch=2, patch=PATCH, lr=kw.pop("lr", 1e-3),
-                         seed=seed, out=tmp_path, val_every=0, net_overrides=TINY_NET)
+                         seed=seed, out=tmp_path, val_every=0, net_overrides=TINY_NET,
+                         validate_dry=kw.pop("validate_dry", False))
     sampler = PatchSampler(kw.pop("data", images()), PATCH, kw.pop("real_fraction", 0.3))
-    return Trainer(config, sampler, [], log=lambda _: None)
+    return Trainer(config, sampler, kw.pop("val_pairs", []), log=lambda _: None)
 
 
 def test_tiny_run_reduces_loss(tmp_path: Path) -> None:
@@ -103,7 +105,7 @@ def test_cli_trains_and_exports_loadable_weights(tmp_path: Path) -> None:
         cv2.imwrite(str(data / "rain100h/rain" / f"norain-{n}.png"), pair.real_pairs[0][0])
     weights = tmp_path / "w" / "dprnet_lite.safetensors"
     code = main(["train", "dprnet", "--steps", "1", "--batch", "1", "--patch", "32",
-                 "--clean-fraction", "0.5",
+                 "--clean-fraction", "0.5", "--val-dry",
                  "--val-pairs", "0", "--data", str(data), "--out", str(tmp_path / "ckpt"),
                  "--export", str(weights)])
     assert code == 0
@@ -139,3 +141,33 @@ def test_zero_clean_fraction_is_the_default_rain_only_sampler() -> None:
 def test_sampler_rejects_fractions_outside_unit_interval(fractions: dict) -> None:
     with pytest.raises(ValueError, match="must be in"):
         PatchSampler(images(), PATCH, **fractions)
+
+
+def test_dry_validation_scores_the_mean_of_rainy_and_dry(tmp_path: Path) -> None:
+    data = images(size=96, count=1)
+    t = trainer(tmp_path, "dprnet", validate_dry=True, val_pairs=data.real_pairs)
+    metrics = t.validate()
+    rain = {k: v for k, v in metrics.items() if not k.startswith(DRY_PREFIX)}
+    dry = {k.removeprefix(DRY_PREFIX): v for k, v in metrics.items() if k.startswith(DRY_PREFIX)}
+    assert set(rain) == set(dry) and rain != dry
+    # The untrained lite net is near the identity (its tail starts at 1 % scale): on the dry
+    # image it keeps the clean keypoints, on the rainy one it cannot.
+    assert dry["recall"] > 0.9 and rain["recall"] < dry["recall"]
+    assert validation_score("dprnet", metrics) == pytest.approx(
+        0.5 * (validation_score("dprnet", rain) + validation_score("dprnet", dry)))
+
+
+def test_restart_selection_forgets_the_old_best(tmp_path: Path) -> None:
+    data = images(size=96, count=1)
+    first = trainer(tmp_path, "l1", val_pairs=data.real_pairs)
+    first.train_step()
+    first.best_score = 99.0  # an unreachable score from "another objective"
+    first.save("last")
+    resumed = trainer(tmp_path, "l1", steps=2, val_pairs=data.real_pairs)
+    resumed.resume()
+    resumed.restart_selection()
+    resumed.fit()
+    validated = [record["step"] for record in resumed.history]
+    assert validated[-2:] == [1, 2]  # the resumed weights are a candidate too
+    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert best["best_score"] < 99.0 and best["step"] in (1, 2)

@@ -39,6 +39,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-every", type=int, default=100, metavar="K")
     p.add_argument("--val-pairs", type=int, default=4, metavar="N",
                    help="Rain100H validation pairs 81..80+N used to pick the best checkpoint")
+    p.add_argument("--val-dry", action="store_true",
+                   help="also validate on the clean images as input; select by the mean of the "
+                        "rainy and the dry score")
+    p.add_argument("--restart-selection", action="store_true",
+                   help="with --resume: forget the best score so far and validate the resumed "
+                        "weights first (when the data mix or the selection rule changed)")
     p.add_argument("--time-limit", type=float, default=0.0, metavar="SECONDS",
                    help="stop cleanly after this wall time (0: no limit)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
@@ -60,13 +66,16 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(kind=args.kind, steps=args.steps, batch=args.batch, patch=args.patch,
                          lr=args.lr, seed=args.seed, device=args.device,
                          out=args.out or Path("checkpoints") / args.kind,
-                         val_every=args.val_every, time_limit_s=args.time_limit)
+                         val_every=args.val_every, time_limit_s=args.time_limit,
+                         validate_dry=args.val_dry)
     sampler = PatchSampler(load_training_images(root, use_tum=args.use_tum), args.patch,
                            clean_fraction=args.clean_fraction)
     val = validation_pairs(root, range(81, 81 + args.val_pairs)) if args.val_pairs else []
     trainer = Trainer(config, sampler, val)
     if args.resume:
         trainer.resume()
+    if args.restart_selection:
+        trainer.restart_selection()
     summary = trainer.fit()
     (config.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f} s; loss "

@@ -45,6 +45,9 @@ class TrainConfig:
         time_limit_s: stop early (cleanly, with a checkpoint) after this much wall time; 0: none.
         net_overrides: :class:`NetConfig` fields to replace (tests use tiny nets).
         grad_clip: max global gradient norm.
+        validate_dry: also validate on the validation pairs' clean images as input and choose
+            the best checkpoint by the mean of the rainy and the dry score: a net that "derains"
+            a dry image must leave its keypoints where they are.
     """
 
     kind: str
@@ -59,6 +62,10 @@ class TrainConfig:
     time_limit_s: float = 0.0
     net_overrides: dict[str, Any] = field(default_factory=dict)
     grad_clip: float = 1.0
+    validate_dry: bool = False
+
+
+DRY_PREFIX = "dry_"
 
 
 def validation_score(kind: str, metrics: dict[str, float]) -> float:
@@ -69,8 +76,13 @@ def validation_score(kind: str, metrics: dict[str, float]) -> float:
     within 2 px of a clean keypoint by chance (on the first dprnet run, recall ranked the
     untrained near-identity net first while it had half the precision of trained ones).
     Description net (ggirnet): matching accuracy, the share of its keypoints whose descriptor
-    finds the right clean keypoint.
+    finds the right clean keypoint. Where ``metrics`` also holds the dry validation
+    (``dry_*`` keys, the clean images as input), the score is the mean of the two.
     """
+    dry = {k.removeprefix(DRY_PREFIX): v for k, v in metrics.items() if k.startswith(DRY_PREFIX)}
+    if dry:
+        rain = {k: v for k, v in metrics.items() if not k.startswith(DRY_PREFIX)}
+        return 0.5 * (validation_score(kind, rain) + validation_score(kind, dry))
     if kind == "ggirnet":
         return metrics["matching_accuracy"]
     recall, precision = metrics["recall"], metrics["precision"]
@@ -104,6 +116,7 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)
         self.step = 0
         self.best_score = -math.inf
+        self._validate_first = False
         self.history: list[dict[str, Any]] = []
         self.sift = Sift()
         self.val_pairs = val_pairs
@@ -145,6 +158,16 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.log(f"resumed {path} at step {self.step}")
 
+    def restart_selection(self) -> None:
+        """Forget the best score so far; :meth:`fit` then validates the current weights first.
+
+        For a resumed run whose objective or selection rule changed (new data mix,
+        ``validate_dry``): earlier checkpoints were chosen for another goal, and their score
+        may not even be comparable.
+        """
+        self.best_score = -math.inf
+        self._validate_first = True
+
     # -- training ----------------------------------------------------------------------------
     def learning_rate(self, step: int) -> float:
         """Cosine decay from ``lr`` to ``0.1 lr`` over the configured steps."""
@@ -167,15 +190,23 @@ class Trainer:
         return {k: float(v.detach()) for k, v in terms.items()}
 
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        """SIFT metrics of the network's output on the validation pairs (mean over pairs)."""
+    def _metrics_on(self, inputs: list[np.ndarray]) -> dict[str, float]:
         self.net.eval()
         per_image = []
-        for (rainy, _), reference in zip(self.val_pairs, self._val_reference, strict=True):
-            x = torch.from_numpy(rainy.astype(np.float32) / 255.0)[None, None].to(self.device)
+        for image, reference in zip(inputs, self._val_reference, strict=True):
+            x = torch.from_numpy(image.astype(np.float32) / 255.0)[None, None].to(self.device)
             out = (self.net(x).clamp(0, 1) * 255.0)[0, 0].cpu().numpy()
             per_image.append(recovery_metrics(self.sift(out), reference))
         return mean_metrics(per_image).as_dict()
+
+    def validate(self) -> dict[str, float]:
+        """SIFT metrics of the network's output on the validation pairs (mean over pairs);
+        with ``validate_dry`` also on their clean images as input (keys ``dry_*``)."""
+        metrics = self._metrics_on([rainy for rainy, _ in self.val_pairs])
+        if self.config.validate_dry:
+            dry = self._metrics_on([clean for _, clean in self.val_pairs])
+            metrics |= {DRY_PREFIX + k: v for k, v in dry.items()}
+        return metrics
 
     def _validate_and_keep(self, loss: float) -> dict[str, Any]:
         # Without validation pairs every checkpoint scores 0, so "best" is the first one.
@@ -199,7 +230,8 @@ class Trainer:
         start = time.perf_counter()
         running: list[float] = []
         first_losses: list[float] = []
-        if self.step == 0 and self.val_pairs:
+        if (self.step == 0 or self._validate_first) and self.val_pairs:
+            self._validate_first = False
             self._validate_and_keep(float("nan"))
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.kind}",
                    dynamic_ncols=True, mininterval=5.0)
