@@ -116,7 +116,6 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)
         self.step = 0
         self.best_score = -math.inf
-        self._validate_first = False
         self.history: list[dict[str, Any]] = []
         self.sift = Sift()
         self.val_pairs = val_pairs
@@ -166,7 +165,6 @@ class Trainer:
         may not even be comparable.
         """
         self.best_score = -math.inf
-        self._validate_first = True
 
     # -- training ----------------------------------------------------------------------------
     def learning_rate(self, step: int) -> float:
@@ -230,8 +228,9 @@ class Trainer:
         start = time.perf_counter()
         running: list[float] = []
         first_losses: list[float] = []
-        if (self.step == 0 or self._validate_first) and self.val_pairs:
-            self._validate_first = False
+        # No candidate scored yet (a fresh run, or a restarted selection): the starting
+        # weights are the first one.
+        if self.best_score == -math.inf and self.val_pairs:
             self._validate_and_keep(float("nan"))
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.kind}",
                    dynamic_ncols=True, mininterval=5.0)
