@@ -103,3 +103,39 @@ def test_interest_point_gradient_restores_a_missing_extremum() -> None:
     assert output.grad is not None
     # Descending the gradient brightens the blob centre.
     assert float(output.grad[0, 0, 24, 24]) < 0
+
+
+def ip_gradient(output: torch.Tensor, clean: torch.Tensor, recall_weight: float
+                ) -> torch.Tensor:
+    output = output.clone().requires_grad_(True)
+    out = build_scale_space(output * 255.0, TRAIN_SIFT)
+    ref = build_scale_space(clean * 255.0, TRAIN_SIFT)
+    interest_point_loss(out.dogs, ref.dogs, TRAIN_SIFT, recall_weight=recall_weight).backward()
+    assert output.grad is not None
+    return output.grad[0, 0].abs()
+
+
+def test_recall_weight_shifts_the_gradient_to_missing_clean_extrema() -> None:
+    """The output misses the clean blob at x=14 and has a false one at x=34: a recall weight
+    > 1 makes re-creating the missing one matter more than suppressing the false one."""
+    clean, output = blob(14, 24), blob(34, 24)
+
+    def missing_over_false(recall_weight: float) -> float:
+        grad = ip_gradient(output, clean, recall_weight)
+        return float(grad[18:31, 8:21].sum() / grad[18:31, 28:41].sum())
+
+    assert missing_over_false(4.0) > 2.0 * missing_over_false(1.0)
+    same = build_scale_space(clean * 255.0, TRAIN_SIFT).dogs
+    assert float(interest_point_loss(same, same, TRAIN_SIFT, recall_weight=4.0)) == 0.0
+
+
+def test_recall_weight_one_is_the_plain_union_and_invalid_values_raise() -> None:
+    clean, output = blob(14, 24), blob(34, 24)
+    assert ip(output, clean) == pytest.approx(
+        float(DogPyramidLoss(recall_weight=1.0)(output, clean)["ip"]), rel=1e-6)
+    space = build_scale_space(clean * 255.0, TRAIN_SIFT).dogs
+    with pytest.raises(ValueError, match="recall_weight"):
+        interest_point_loss(space, space, TRAIN_SIFT, recall_weight=0.5)
+    with pytest.raises(ValueError, match="dprnet loss only"):
+        make_loss("l1", recall_weight=2.0)
+    assert make_loss("dprnet", recall_weight=3.0).recall_weight == 3.0

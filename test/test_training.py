@@ -36,7 +36,8 @@ def images(size: int = PATCH, count: int = 2) -> TrainingImages:
 def trainer(tmp_path: Path, kind: str = "l1", seed: int = 0, steps: int = 4, **kw) -> Trainer:
     config = TrainConfig(kind=kind, steps=steps, batch=2, patch=PATCH, lr=kw.pop("lr", 1e-3),
                          seed=seed, out=tmp_path, val_every=0, net_overrides=TINY_NET,
-                         validate_dry=kw.pop("validate_dry", False))
+                         validate_dry=kw.pop("validate_dry", False),
+                         recall_weight=kw.pop("recall_weight", 1.0))
     sampler = PatchSampler(kw.pop("data", images()), PATCH, kw.pop("real_fraction", 0.3))
     return Trainer(config, sampler, kw.pop("val_pairs", []), log=lambda _: None)
 
@@ -58,6 +59,12 @@ def test_scale_space_losses_train(tmp_path: Path, kind: str) -> None:
     terms = [t.train_step() for _ in range(2)]
     assert all(np.isfinite(v) for step in terms for v in step.values())
     assert t.step == 2
+
+
+def test_recall_weight_reaches_the_dprnet_loss_and_is_refused_elsewhere(tmp_path: Path) -> None:
+    assert trainer(tmp_path, "dprnet", recall_weight=3.0).loss.recall_weight == 3.0
+    with pytest.raises(ValueError, match="dprnet loss only"):
+        trainer(tmp_path, "l1", recall_weight=3.0)
 
 
 def state(t: Trainer) -> dict[str, torch.Tensor]:
@@ -105,11 +112,13 @@ def test_cli_trains_and_exports_loadable_weights(tmp_path: Path) -> None:
         cv2.imwrite(str(data / "rain100h/rain" / f"norain-{n}.png"), pair.real_pairs[0][0])
     weights = tmp_path / "w" / "dprnet_lite.safetensors"
     code = main(["train", "dprnet", "--steps", "1", "--batch", "1", "--patch", "32",
-                 "--clean-fraction", "0.5", "--val-dry",
+                 "--clean-fraction", "0.5", "--val-dry", "--recall-weight", "2",
                  "--val-pairs", "0", "--data", str(data), "--out", str(tmp_path / "ckpt"),
                  "--export", str(weights)])
     assert code == 0
     assert (tmp_path / "ckpt" / "summary.json").is_file()
+    saved = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=False)
+    assert saved["config"]["recall_weight"] == 2.0
     net = load_net("dprnet", "lite", weights.parent)
     assert net(torch.zeros(1, 1, 16, 16)).shape == (1, 1, 16, 16)
 

@@ -51,6 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clean-fraction", type=float, default=0.0, metavar="F",
                    help="share of rain-free crops (input = target) that teach the net to leave "
                         "dry content alone (0..1; default 0, as rounds 1-3)")
+    p.add_argument("--recall-weight", type=float, default=1.0, metavar="R",
+                   help="dprnet: weight of the clean image's keypoints in the interest point "
+                        "loss relative to the output's (>= 1; default 1, as rounds 1-4)")
     p.add_argument("--use-tum", action="store_true",
                    help="also train on the TUM frames (off: they stay unseen for evaluation)")
     p.add_argument("--data", type=Path, default=None, help="shared data folder")
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                          lr=args.lr, seed=args.seed, device=args.device,
                          out=args.out or Path("checkpoints") / args.kind,
                          val_every=args.val_every, time_limit_s=args.time_limit,
-                         validate_dry=args.val_dry)
+                         validate_dry=args.val_dry, recall_weight=args.recall_weight)
     sampler = PatchSampler(load_training_images(root, use_tum=args.use_tum), args.patch,
                            clean_fraction=args.clean_fraction)
     val = validation_pairs(root, range(81, 81 + args.val_pairs)) if args.val_pairs else []

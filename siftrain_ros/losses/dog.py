@@ -26,13 +26,19 @@ class DogPyramidLoss(nn.Module):
             see ``TRAIN_SIFT``).
         dog_weight, ip_weight, pixel_weight: term weights. The pixel term is small: it only
             anchors the low frequencies the DoG cannot see (the DoG of a constant offset is 0).
+        recall_weight: weight of the clean keypoints in :math:`L_{ip}` relative to the
+            output's (see :func:`interest_point_loss`); 1 treats both alike.
     """
 
     def __init__(self, config: SiftConfig = TRAIN_SIFT, dog_weight: float = 1.0,
-                 ip_weight: float = 1.0, pixel_weight: float = 0.05):
+                 ip_weight: float = 1.0, pixel_weight: float = 0.05,
+                 recall_weight: float = 1.0):
         super().__init__()
+        if recall_weight < 1.0:
+            raise ValueError(f"recall_weight must be >= 1, got {recall_weight}")
         self.config = config
         self.dog_weight, self.ip_weight, self.pixel_weight = dog_weight, ip_weight, pixel_weight
+        self.recall_weight = recall_weight
 
     def forward(self, output: torch.Tensor, clean: torch.Tensor) -> dict[str, torch.Tensor]:
         """Args:
@@ -47,7 +53,8 @@ class DogPyramidLoss(nn.Module):
             ref_space = build_scale_space(clean * 255.0, self.config)
         dog = torch.stack([(a - b).abs().mean() for a, b in
                            zip(out_space.dogs, ref_space.dogs, strict=True)]).mean()
-        ip = interest_point_loss(out_space.dogs, ref_space.dogs, self.config)
+        ip = interest_point_loss(out_space.dogs, ref_space.dogs, self.config,
+                                 recall_weight=self.recall_weight)
         pixel = (output - clean).abs().mean() * 255.0
         total = self.dog_weight * dog + self.ip_weight * ip + self.pixel_weight * pixel
         return {"dog": dog, "ip": ip, "pixel": pixel, "total": total}

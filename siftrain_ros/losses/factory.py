@@ -13,15 +13,19 @@ LOSS_KINDS = ("dprnet", "ggirnet", "l1")
 LossTerms = dict[str, torch.Tensor]
 
 
-def make_loss(kind: str) -> nn.Module:
+def make_loss(kind: str, recall_weight: float = 1.0) -> nn.Module:
     """The training loss of ``kind``: "dprnet" (:class:`DogPyramidLoss`), "ggirnet"
     (:class:`GaussianGradientLoss`) or "l1" (:class:`PixelL1Loss`, the ablation).
 
     Each maps ``(output, clean)`` (B, 1, H, W) 0..1 images to a dict of scalar terms with the
-    optimised one under ``"total"``.
+    optimised one under ``"total"``. ``recall_weight`` is DPRNet's interest point weighting
+    (see :func:`interest_point_loss`); the other losses have no keypoint mask, so anything
+    but 1 is an error for them.
     """
     if kind == "dprnet":
-        return DogPyramidLoss()
+        return DogPyramidLoss(recall_weight=recall_weight)
+    if recall_weight != 1.0:
+        raise ValueError(f"recall_weight applies to the dprnet loss only, not {kind!r}")
     if kind == "ggirnet":
         return GaussianGradientLoss()
     if kind == "l1":

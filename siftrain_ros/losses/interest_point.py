@@ -19,15 +19,17 @@ def prefilter_threshold(config: SiftConfig) -> float:
 
 
 def interest_point_loss(output_dogs: list[torch.Tensor], clean_dogs: list[torch.Tensor],
-                        config: SiftConfig, dilate: int = 1) -> torch.Tensor:
+                        config: SiftConfig, dilate: int = 1,
+                        recall_weight: float = 1.0) -> torch.Tensor:
     r"""Interest point loss over all octaves.
 
     For each octave with DoG stacks :math:`D^o` (output) and :math:`D^c` (clean), margins
     :math:`m_\max = D - \max_{26} D` and :math:`m_\min = \min_{26} D - D` (see
     :func:`extremum_margins`), and keypoint mask
-    :math:`K = \mathrm{dilate}(\mathrm{kp}(D^c) \lor \mathrm{kp}(D^o))` (3x3x3 extrema above the
-    prefilter threshold, dilated by ``dilate`` pixels in-plane so a keypoint that moved by a
-    pixel is penalised at both places):
+    :math:`K = \max(r \, \mathrm{dilate}(\mathrm{kp}(D^c)), \mathrm{dilate}(\mathrm{kp}(D^o)))`
+    (3x3x3 extrema above the prefilter threshold, dilated by ``dilate`` pixels in-plane so a
+    keypoint that moved by a pixel is penalised at both places; :math:`r` is
+    ``recall_weight``):
 
     .. math::
         L_{ip} = \mathrm{mean}_o \frac{\sum K (|m^o_\max - m^c_\max| + |m^o_\min - m^c_\min|
@@ -37,22 +39,35 @@ def interest_point_loss(output_dogs: list[torch.Tensor], clean_dogs: list[torch.
     keep their ranking), the value term on the contrast the detector thresholds. The mask is
     not differentiated.
 
+    With :math:`r = 1` the mask is the plain union. Under heavy rain the output's candidates
+    are mostly false (rain adds thousands of extrema), so the union is dominated by them and the
+    loss mostly teaches suppression; :math:`r > 1` weights the clean image's extrema, the ones
+    recall counts, :math:`r` times as much as the false ones.
+
     Args:
         output_dogs, clean_dogs: per-octave (B, L, H_o, W_o) DoG stacks, 0..255 units.
         config: the SIFT parameters the pyramids were built with.
         dilate: in-plane dilation radius of the keypoint mask, pixels.
+        recall_weight: r >= 1, the weight of the clean image's keypoint neighbourhoods.
 
     Returns:
         Scalar, in 0..255 DoG units.
     """
+    if recall_weight < 1.0:
+        raise ValueError(f"recall_weight must be >= 1, got {recall_weight}")
     threshold = prefilter_threshold(config)
     losses = []
     for out, ref in zip(output_dogs, clean_dogs, strict=True):
-        mask = (keypoint_mask(out, threshold) | keypoint_mask(ref, threshold)).float()
-        if dilate > 0:
-            mask = F.max_pool2d(mask, 2 * dilate + 1, stride=1, padding=dilate)
+        mask = torch.maximum(recall_weight * _dilated(keypoint_mask(ref, threshold), dilate),
+                             _dilated(keypoint_mask(out, threshold), dilate))
         out_max, out_min = extremum_margins(out)
         ref_max, ref_min = extremum_margins(ref)
         losses.append(masked_l1(out_max, ref_max, mask) + masked_l1(out_min, ref_min, mask)
                       + masked_l1(out[:, 1:-1], ref[:, 1:-1], mask))
     return torch.stack(losses).mean()
+
+
+def _dilated(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """(B, L, H, W) bool -> float, each True grown to a (2 radius + 1)^2 square in-plane."""
+    mask = mask.float()
+    return F.max_pool2d(mask, 2 * radius + 1, stride=1, padding=radius) if radius > 0 else mask

@@ -48,6 +48,8 @@ class TrainConfig:
         validate_dry: also validate on the validation pairs' clean images as input and choose
             the best checkpoint by the mean of the rainy and the dry score: a net that "derains"
             a dry image must leave its keypoints where they are.
+        recall_weight: dprnet only: weight of the clean keypoints in the interest point loss
+            (see :func:`~siftrain_ros.losses.interest_point_loss`); 1 as rounds 1-4.
     """
 
     kind: str
@@ -63,6 +65,7 @@ class TrainConfig:
     net_overrides: dict[str, Any] = field(default_factory=dict)
     grad_clip: float = 1.0
     validate_dry: bool = False
+    recall_weight: float = 1.0
 
 
 DRY_PREFIX = "dry_"
@@ -111,7 +114,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.net: DerainNet = build_net(ARCHITECTURE[config.kind], "lite",
                                         **config.net_overrides).to(self.device)
-        self.loss = make_loss(config.kind)
+        self.loss = make_loss(config.kind, config.recall_weight)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         self.rng = np.random.default_rng(config.seed)
         self.step = 0
