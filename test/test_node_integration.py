@@ -115,8 +115,10 @@ class Session:
 def derain_session(tmp_path_factory: pytest.TempPathFactory) -> Session:
     tmp_path = tmp_path_factory.mktemp("derain_node")
     weights = make_test_weights(tmp_path_factory.mktemp("weights"))
+    # The untrained test nets barely change a frame: the default rain gate would call every
+    # frame dry, so it is off here and test_rain_gate_live switches it on.
     session = Session(tmp_path, {"weights_dir": str(weights), "derain": True, "backend": "torch",
-                                 "publish_derained": True})
+                                 "publish_derained": True, "rain_gate": 0.0})
     session.weights = weights  # type: ignore[attr-defined]
     yield session
     if session.node.proc.poll() is None:
@@ -214,6 +216,7 @@ def test_diagnostics_and_dropped_frames(derain_session: Session) -> None:
         assert key in values and float(values[key]) >= 0
     assert float(values["networks_ms"]) > 0
     assert values["derain"] == "True" and values["backend"] == "torch"
+    assert float(values["last_rain_level"]) > 0 and values["frames_gated_dry"] == "0"
 
 
 def _set_parameter(session: Session, name: str, value: ParameterValue) -> Any:
@@ -238,6 +241,29 @@ def test_parameter_changes(derain_session: Session) -> None:
     assert ok.successful, ok.reason
     cloud = derain_session.send_and_wait(image_msg(sample_gray(0), sec=400))
     assert cloud.width == 40
+
+
+def test_rain_gate_live(derain_session: Session) -> None:
+    """A gate above the frame's rain level sends it through plain SIFT, counted on
+    /diagnostics; a negative gate is refused."""
+    double = ParameterType.PARAMETER_DOUBLE
+    bad = _set_parameter(derain_session, "rain_gate",
+                         ParameterValue(type=double, double_value=-1.0))
+    assert not bad.successful and "rain_gate" in bad.reason
+    for name, value in (("max_keypoints", ParameterValue(type=ParameterType.PARAMETER_INTEGER,
+                                                          integer_value=0)),
+                        ("rain_gate", ParameterValue(type=double, double_value=255.0))):
+        ok = _set_parameter(derain_session, name, value)
+        assert ok.successful, ok.reason
+    gray = sample_gray(1)
+    features = cloud_to_features(derain_session.send_and_wait(image_msg(gray, sec=500)))
+    plain = FeatureFrontEnd(FrontEndConfig(derain=False))(gray).features
+    _assert_same_keypoints(features.xy, plain.xy)
+    values = derain_session.latest_diagnostics(lambda v: int(v["frames_gated_dry"]) > 0)
+    assert values["rain_gate"] == "255"
+    ok = _set_parameter(derain_session, "rain_gate", ParameterValue(type=double,
+                                                                    double_value=0.0))
+    assert ok.successful, ok.reason
 
 
 def test_derain_node_exits_cleanly_on_sigint(derain_session: Session) -> None:

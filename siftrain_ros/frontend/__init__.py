@@ -2,11 +2,12 @@
 
 from .backend import BackendError, DerainBackend, DerainOutput, TorchBackend
 from .factory import BACKENDS, PRECISIONS, make_backend
-from .frontend import FeatureFrontEnd, FrontEndConfig, FrontEndResult
+from .frontend import DEFAULT_RAIN_GATE, FeatureFrontEnd, FrontEndConfig, FrontEndResult
 from .weights import MissingWeightsError, load_derain_nets, weights_path
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_RAIN_GATE",
     "BackendError",
     "PRECISIONS",
     "make_backend",

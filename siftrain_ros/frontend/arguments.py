@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..sift import SiftConfig
 from .factory import BACKENDS, EXTRA_BACKENDS, PRECISIONS, make_backend
-from .frontend import FeatureFrontEnd, FrontEndConfig
+from .frontend import DEFAULT_RAIN_GATE, FeatureFrontEnd, FrontEndConfig
 
 
 def stderr_log(message: str) -> None:
@@ -40,7 +40,16 @@ def add_frontend_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--max-keypoints", type=int, default=0, metavar="N",
                    help="keep the N strongest keypoints (0: all)")
+    add_rain_gate_argument(p, DEFAULT_RAIN_GATE)
     add_backend_arguments(p)
+
+
+def add_rain_gate_argument(p: argparse.ArgumentParser, default: float) -> None:
+    """``--rain-gate GL``: frames the net changes by less than GL gray levels on average are
+    treated as dry (plain SIFT)."""
+    p.add_argument("--rain-gate", type=float, default=default, metavar="GL",
+                   help="treat a frame as dry (plain SIFT) when DPRNet changes it by less than "
+                        f"GL gray levels on average; 0 never gates (default {default})")
 
 
 def frontend_from_args(args: argparse.Namespace,
@@ -51,7 +60,8 @@ def frontend_from_args(args: argparse.Namespace,
         MissingWeightsError, ValueError: with a one-line reason (the CLI prints it).
     """
     config = FrontEndConfig(derain=args.derain == "on", scale=args.scale,
-                            sift=SiftConfig(max_keypoints=args.max_keypoints))
+                            sift=SiftConfig(max_keypoints=args.max_keypoints),
+                            rain_gate=args.rain_gate)
     backend = None
     if config.derain:
         backend = make_backend(args.backend, precision=args.precision, device=args.device,

@@ -17,6 +17,12 @@ from ..sift import Features, SiftConfig, build_scale_space, features_from_pyrami
 from ..sift.image import MIN_SIDE, InvalidImageError, as_tensor, to_gray_float
 from .backend import DerainBackend
 
+# The node's and ``siftrain extract``'s rain gate, gray levels. Calibrated for the shipped
+# dprnet_lite weights on the 86 rain-free training images (Rain100H 1..80, HPatches
+# v_churchill): their rain level is 0.6-2.8 (median 1.3), so every one of them is below 3.
+# Other weights or cameras: measure dry footage with ``siftrain rain-level`` and set it above.
+DEFAULT_RAIN_GATE = 3.0
+
 
 @dataclass(frozen=True)
 class FrontEndConfig:
@@ -25,15 +31,22 @@ class FrontEndConfig:
         scale: process at ``scale`` x the input size (0 < scale <= 1 typical); keypoints are
             reported in input pixels.
         sift: SIFT parameters.
+        rain_gate: gray levels (0..255). A frame whose rain level (DPRNet's mean absolute
+            correction, :attr:`FrontEndResult.rain_level`) is below this counts as dry, and SIFT
+            runs on the frame itself: the lite nets cost a dry frame 15-20 % of its keypoints,
+            and a frame the net barely changes has nothing to gain. 0 never gates.
     """
 
     derain: bool = True
     scale: float = 1.0
     sift: SiftConfig = field(default_factory=SiftConfig)
+    rain_gate: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.scale <= 4.0:
             raise ValueError(f"scale must be in [0.05, 4], got {self.scale}")
+        if not 0.0 <= self.rain_gate <= 255.0:
+            raise ValueError(f"rain_gate must be in [0, 255] gray levels, got {self.rain_gate}")
 
 
 @dataclass
@@ -44,11 +57,17 @@ class FrontEndResult:
             orientation, description, sift (the last three together), total.
         detect_image: (1, 1, h, w) DPRNet output in 0..1 on the backend's device at the
             processing scale (None if derain off); ``derained`` converts it on demand.
+        rain_level: mean |DPRNet output - frame| in gray levels (0..255) at the processing
+            scale: how much the net changes the frame (None if derain off).
+        gated_dry: the rain gate judged the frame dry, so the features are plain SIFT of the
+            frame (``detect_image`` still holds the net's output).
     """
 
     features: Features
     timings_ms: dict[str, float]
     detect_image: torch.Tensor | None = None
+    rain_level: float | None = None
+    gated_dry: bool = False
 
     @property
     def derained(self) -> np.ndarray | None:
@@ -119,20 +138,26 @@ class FeatureFrontEnd:
         t1 = time.perf_counter()
         ms["preprocess"] = (t1 - t0) * 1000
         sift = self.config.sift
-        detect_image = None
+        detect_image = rain_level = None
+        gated_dry = False
         if self.config.derain:
             assert self.backend is not None
             out = self.backend(frame / 255.0)
+            detect_image = out.detect
+            # One scalar read per frame (a sync on CUDA, which the timing below does anyway).
+            rain_level = float((out.detect.float() * 255.0 - frame).abs().mean())
+            gated_dry = rain_level < self.config.rain_gate
             self._sync()
             t2 = time.perf_counter()
             ms["networks"] = (t2 - t1) * 1000
-            detect_space = build_scale_space(out.detect * 255.0, sift)
-            describe_space = (detect_space if out.describe is out.detect
-                              else build_scale_space(out.describe * 255.0, sift))
-            detect_image = out.detect
         else:
             t2 = t1
             ms["networks"] = 0.0
+        if self.config.derain and not gated_dry:
+            detect_space = build_scale_space(out.detect * 255.0, sift)
+            describe_space = (detect_space if out.describe is out.detect
+                              else build_scale_space(out.describe * 255.0, sift))
+        else:
             detect_space = describe_space = build_scale_space(frame, sift)
         gradients = gradient_pyramid(describe_space, sift)
         self._sync()
@@ -146,4 +171,5 @@ class FeatureFrontEnd:
             features.xy = ((features.xy + 0.5) / np.float32(scale) - 0.5).astype(np.float32)
             features.size = (features.size / np.float32(scale)).astype(np.float32)
         ms["total"] = (t4 - t0) * 1000
-        return FrontEndResult(features=features, timings_ms=ms, detect_image=detect_image)
+        return FrontEndResult(features=features, timings_ms=ms, detect_image=detect_image,
+                              rain_level=rain_level, gated_dry=gated_dry)

@@ -39,7 +39,8 @@ NODE_NAME = "siftrain_node"
 DIAGNOSTICS_PERIOD_S = 1.0
 WARN_THROTTLE_S = 2.0
 CAMERA_INFO_CACHE = 30  # camera_info messages kept to pair with frames by stamp
-LIVE_PARAMS = ("image_scale", "max_keypoints", "contrast_threshold", "edge_threshold")
+LIVE_PARAMS = ("image_scale", "max_keypoints", "contrast_threshold", "edge_threshold",
+               "rain_gate")
 
 
 def _stamp_key(header: Any) -> tuple[int, int]:
@@ -130,7 +131,8 @@ class SiftRainNode(Node):
     def _build_frontend(self, p: dict[str, Any]) -> FeatureFrontEnd:
         sift = SiftConfig(contrast_threshold=p["contrast_threshold"],
                           edge_threshold=p["edge_threshold"], max_keypoints=p["max_keypoints"])
-        config = FrontEndConfig(derain=p["derain"], scale=p["image_scale"], sift=sift)
+        config = FrontEndConfig(derain=p["derain"], scale=p["image_scale"], sift=sift,
+                                rain_gate=p["rain_gate"])
         return FeatureFrontEnd(config, self._backend, device=p["device"])
 
     # ------------------------------------------------------------------ parameters
@@ -182,7 +184,8 @@ class SiftRainNode(Node):
         p = self._params
         info = {"backend": getattr(self._backend, "name", "none"), "derain": str(p["derain"]),
                 "precision": p["precision"], "device": p["device"],
-                "image_scale": f"{p['image_scale']:g}", "image_qos": p["image_qos"]}
+                "image_scale": f"{p['image_scale']:g}", "image_qos": p["image_qos"],
+                "rain_gate": f"{p['rain_gate']:g}"}
         msg = diagnostics_message(self._stats.snapshot(), f"{self.get_name()}: feature front end",
                                   p["device"], self.get_clock().now().to_msg(), info,
                                   self._worker.is_alive())
@@ -232,7 +235,8 @@ class SiftRainNode(Node):
         timings = dict(result.timings_ms)
         timings.update(convert=(t1 - t0) * 1000, publish=(t3 - t2) * 1000,
                        latency=(t3 - received) * 1000)
-        self._stats.on_processed(timings, len(result.features))
+        self._stats.on_processed(timings, len(result.features), result.rain_level,
+                                 result.gated_dry)
 
     def _publish_camera_info(self, header: Any) -> None:
         """The camera_info with the frame's stamp; failing that the newest one with the frame's

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..frontend import BACKENDS, PRECISIONS
+from ..frontend import BACKENDS, DEFAULT_RAIN_GATE, PRECISIONS
 from ..frontend import factory as _factory
 from ..ros.parameters import ParamSpec, check_value
 
@@ -23,6 +23,7 @@ MAX_KEYPOINTS_RANGE = (0, 100_000)
 CONTRAST_RANGE = (0.0, 1.0)
 EDGE_RANGE = (1.0, 1000.0)
 QOS_DEPTH_RANGE = (1, 1000)
+RAIN_GATE_RANGE = (0.0, 255.0)
 
 
 PARAMS: tuple[ParamSpec, ...] = (
@@ -40,6 +41,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("force_engine_rebuild", False, "rebuild cached TensorRT engines at start",
               read_only=True),
+    ParamSpec("rain_gate", DEFAULT_RAIN_GATE, "gray levels: a frame DPRNet changes by less "
+              "than this on average counts as dry and gets plain SIFT (the nets cost dry frames "
+              "keypoints); 0 never gates", value_range=RAIN_GATE_RANGE),
     ParamSpec("image_scale", 1.0, "process at this fraction of the input size; keypoints are "
               "still published in input pixels", value_range=SCALE_RANGE),
     ParamSpec("max_keypoints", 0, "keep the strongest N keypoints by response; 0 keeps all",

@@ -26,6 +26,8 @@ class NodeStats:
     published_clouds: int = 0
     last_rejection: str = ""
     last_keypoints: int = 0
+    last_rain_level: float | None = None  # None: derain off
+    gated_dry: int = 0  # frames the rain gate sent through plain SIFT
     _received_at: deque = field(default_factory=lambda: deque(maxlen=1000))
     _processed_at: deque = field(default_factory=lambda: deque(maxlen=1000))
     _timings: deque = field(default_factory=lambda: deque(maxlen=200))
@@ -42,11 +44,14 @@ class NodeStats:
             self.rejected += 1
             self.last_rejection = reason
 
-    def on_processed(self, timings_ms: dict[str, float], keypoints: int) -> None:
+    def on_processed(self, timings_ms: dict[str, float], keypoints: int,
+                     rain_level: float | None = None, gated_dry: bool = False) -> None:
         with self._lock:
             self.processed += 1
             self.published_clouds += 1
             self.last_keypoints = keypoints
+            self.last_rain_level = rain_level
+            self.gated_dry += int(gated_dry)
             now = time.monotonic()
             self._processed_at.append(now)
             self._timings.append((now, dict(timings_ms)))
@@ -81,6 +86,8 @@ class NodeStats:
                 "input_rate_hz": self._rate(self._received_at, now),
                 "output_rate_hz": self._rate(self._processed_at, now),
                 "last_keypoints": self.last_keypoints,
+                "last_rain_level": self.last_rain_level,
+                "frames_gated_dry": self.gated_dry,
                 "last_rejection": self.last_rejection,
                 "stage_ms": {k: sum(v) / len(v) for k, v in stages.items()},
             }
@@ -93,7 +100,9 @@ def diagnostics_message(snapshot: dict[str, Any], name: str, hardware_id: str,
 
     values = [KeyValue(key=k, value=str(snapshot[k])) for k in (
         "frames_received", "frames_processed", "frames_dropped", "frames_rejected",
-        "last_keypoints")]
+        "frames_gated_dry", "last_keypoints")]
+    if snapshot["last_rain_level"] is not None:
+        values.append(KeyValue(key="last_rain_level", value=f"{snapshot['last_rain_level']:.2f}"))
     values += [KeyValue(key=k, value=f"{snapshot[k]:.2f}")
                for k in ("input_rate_hz", "output_rate_hz")]
     values += [KeyValue(key=f"{stage}_ms", value=f"{ms:.2f}")

@@ -1,0 +1,67 @@
+"""The rain gate: a frame the deraining net barely changes gets plain SIFT of the frame."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from siftrain_ros import samples
+from siftrain_ros.frontend import (
+    DEFAULT_RAIN_GATE,
+    FeatureFrontEnd,
+    FrontEndConfig,
+    TorchBackend,
+    load_derain_nets,
+)
+from siftrain_ros.frontend.weights import load_net
+from siftrain_ros.rain import RainParams, add_rain
+
+SIZE = (320, 240)
+
+
+@pytest.fixture(scope="module")
+def backend() -> TorchBackend:
+    return TorchBackend(*load_derain_nets("ours", "lite"))
+
+
+@pytest.fixture(scope="module")
+def frame() -> np.ndarray:
+    gray = cv2.imread(str(samples.tum_frames()[0]), cv2.IMREAD_GRAYSCALE)
+    return cv2.resize(gray, SIZE, interpolation=cv2.INTER_AREA)
+
+
+def test_gate_chooses_between_derained_and_plain_sift(backend: TorchBackend,
+                                                      frame: np.ndarray) -> None:
+    never = FeatureFrontEnd(FrontEndConfig(rain_gate=0.0), backend)(frame)
+    always = FeatureFrontEnd(FrontEndConfig(rain_gate=255.0), backend)(frame)
+    plain = FeatureFrontEnd(FrontEndConfig(derain=False))(frame)
+    assert not never.gated_dry and always.gated_dry
+    assert plain.rain_level is None and not plain.gated_dry
+    np.testing.assert_array_equal(always.features.xy, plain.features.xy)
+    np.testing.assert_array_equal(always.features.descriptors, plain.features.descriptors)
+    assert len(never.features) != len(plain.features) or not np.array_equal(
+        never.features.xy, plain.features.xy)
+    # The rain level is the mean absolute correction of DPRNet (its output clamped to 0..1, as
+    # the backends return it), in gray levels.
+    x = torch.from_numpy(frame.astype(np.float32))[None, None] / 255.0
+    with torch.no_grad():
+        want = float((load_net("dprnet")(x).clamp(0, 1) - x).abs().mean() * 255.0)
+    assert never.rain_level == pytest.approx(want, rel=1e-4)
+    assert always.rain_level == pytest.approx(want, rel=1e-4)
+
+
+def test_shipped_gate_passes_a_dry_frame_and_derains_heavy_rain(backend: TorchBackend,
+                                                                 frame: np.ndarray) -> None:
+    front = FeatureFrontEnd(FrontEndConfig(rain_gate=DEFAULT_RAIN_GATE), backend)
+    dry = front(frame)
+    wet = front(add_rain(frame, seed=0, params=RainParams.preset("heavy")))
+    assert dry.gated_dry and dry.rain_level < DEFAULT_RAIN_GATE
+    assert not wet.gated_dry and wet.rain_level > 3 * DEFAULT_RAIN_GATE
+
+
+@pytest.mark.parametrize("gate", [-0.5, 256.0, float("nan")])
+def test_rain_gate_outside_gray_levels_is_refused(gate: float) -> None:
+    with pytest.raises(ValueError, match="rain_gate"):
+        FrontEndConfig(rain_gate=gate)
