@@ -59,3 +59,36 @@ def test_bench_json_has_stages_and_opencv(tmp_path):
     assert set(report["stages_ms"]) == {"scale_space", "detection", "orientation", "description"}
     assert report["total_ms"] > 0 and report["opencv_sift_ms"] > 0
     assert report["keypoints"]["ours"] > 0 and report["keypoints"]["opencv"] > 0
+
+
+def test_rain_level_of_a_folder_and_a_bag_calibrates_the_gate(tmp_path):
+    """Dry sample frames measure below the shipped gate, heavy rain in a bag far above it;
+    the suggestion lies just above the dry maximum."""
+    import shutil
+
+    from siftrain_ros.bags.demo import write_demo_bag
+    from siftrain_ros.frontend import DEFAULT_RAIN_GATE
+
+    dry = tmp_path / "dry"
+    dry.mkdir()
+    for frame in samples.tum_frames()[:2]:
+        shutil.copy(frame, dry)
+    bag = tmp_path / "rainy_bag"
+    write_demo_bag(bag, frames=2, clean=False, rain="heavy")
+    out = tmp_path / "levels.json"
+    result = siftrain("rain-level", str(dry), str(bag), "--backend", "torch", "--scale", "0.5",
+                      "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    dry_summary = report["sources"][str(dry)]["summary"]
+    wet_summary = report["sources"][str(bag)]["summary"]
+    assert dry_summary["frames"] == 2 and wet_summary["frames"] == 2
+    assert dry_summary["max"] < DEFAULT_RAIN_GATE < wet_summary["min"]
+    assert dry_summary["max"] < dry_summary["suggested_rain_gate"] <= dry_summary["max"] + 0.5
+    assert report["all"]["frames"] == 4
+
+
+def test_rain_level_of_a_missing_input_is_one_clear_line(tmp_path):
+    result = siftrain("rain-level", str(tmp_path / "nowhere"), "--backend", "torch")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no such file, folder or bag" in result.stderr
