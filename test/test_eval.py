@@ -121,6 +121,29 @@ def test_cli_synthetic_rain_mode(tmp_path: Path, crop: np.ndarray) -> None:
     assert report["methods"]["rainy"]["recall"] < report["methods"]["clean"]["recall"] == 1.0
 
 
+def test_cli_rain_gate_sends_images_through_plain_sift(tmp_path: Path, crop: np.ndarray) -> None:
+    """A gate above every rain level makes ours exactly SIFT of the rainy input, and the
+    report says so per image and as a share."""
+    touch(tmp_path / "clean")
+    cv2.imwrite(str(tmp_path / "clean" / "frame1.png"), crop)
+    reports = {}
+    for gate in ("0", "255"):
+        out = tmp_path / f"g{gate}.json"
+        assert main(["eval", "--clean", str(tmp_path / "clean"), "--synthetic-rain", "heavy",
+                     "--methods", "rainy,ours", "--rain-gate", gate, "--json", str(out)]) == 0
+        reports[gate] = json.loads(out.read_text())
+    never, always = reports["0"], reports["255"]
+    assert never["rain_gate"] == 0 and always["rain_gate"] == 255
+    assert never["methods"]["ours"]["gated_dry_share"] == 0.0
+    assert always["methods"]["ours"]["gated_dry_share"] == 1.0
+    (row,) = always["per_image"]["ours"]
+    assert row["gated_dry"] and row["rain_level"] == never["per_image"]["ours"][0]["rain_level"]
+    assert "gated_dry" not in always["per_image"]["rainy"][0]
+    for key in ("keypoints", "recall", "matching_accuracy"):
+        assert always["methods"]["ours"][key] == always["methods"]["rainy"][key]
+    assert never["methods"]["ours"]["keypoints"] != never["methods"]["rainy"]["keypoints"]
+
+
 def test_shipped_weights_reproduce_recorded_metrics(shared_data: Path) -> None:
     """The shipped lite weights load and give the recall recorded in reference_metrics.json
     (written by the evaluation in docs/recovery.md) on two Rain100H validation pairs."""

@@ -128,6 +128,10 @@ def run(args: argparse.Namespace) -> int:
     print_table(result, title)
     print_table(result["at_clean_budget"],
                 "At the clean image's keypoint count (each method's N strongest by response)")
+    for method, m in result["methods"].items():
+        if args.rain_gate > 0 and "gated_dry_share" in m:
+            print(f"rain gate {args.rain_gate:g}: {method} ran plain SIFT on "
+                  f"{m['gated_dry_share']:.0%} of the images")
     if args.json:
         report = {"source": source, "images": len(images), "methods_order": methods,
                   "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),

@@ -195,8 +195,9 @@ METHODS = ("rainy", "l1", "ours", "clean")
 
 def method_extractors(methods: list[str], device: str = "cpu",
                       weights_dir: Path | None = None, rain_gate: float = 0.0) -> dict:
-    """A callable ``(rainy, clean) -> Features`` per method name (None for "clean", whose
-    features are the reference itself).
+    """A callable ``(rainy, clean) -> Features | FrontEndResult`` per method name (None for
+    "clean", whose features are the reference itself; ours and l1 return the front end's
+    result, which also says how rainy the net found the image).
 
     rainy: SIFT on the rainy image; clean: SIFT on the clean image (upper bound); ours: the
     front end with the shipped DPRNet + GGIRNet; l1: the front end with the pixel-L1 ablation.
@@ -220,7 +221,7 @@ def method_extractors(methods: list[str], device: str = "cpu",
             nets = load_derain_nets(name, "lite", weights_dir)
             front = FeatureFrontEnd(FrontEndConfig(rain_gate=rain_gate),
                                     TorchBackend(*nets, device=device))
-            extractors[name] = lambda rainy, clean, front=front: front(rainy).features
+            extractors[name] = lambda rainy, clean, front=front: front(rainy)
         else:
             raise ValueError(f"unknown method {name!r}; expected some of {', '.join(METHODS)}")
     return extractors
@@ -243,7 +244,9 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
         clean methods among ``methods``. ``at_clean_budget`` repeats the means with each
         method's keypoints cut to the strongest N by response, N = the clean image's count:
         recall at an equal budget, which more keypoints alone cannot raise (rain adds
-        hundreds of extrema, some of which land near clean keypoints by chance).
+        hundreds of extrema, some of which land near clean keypoints by chance). Rows of ours
+        and l1 also hold the image's ``rain_level`` and ``gated_dry``; their means add
+        ``gated_dry_share``, the share of images the rain gate sent through plain SIFT.
     """
     from ..sift import Sift
 
@@ -259,11 +262,14 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
     for name, rainy, clean in iterator:
         reference = sift(clean)
         for method, extract in extractors.items():
-            features = reference if extract is None else extract(rainy, clean)
+            result = reference if extract is None else extract(rainy, clean)
+            features = getattr(result, "features", result)
+            gate = ({"rain_level": result.rain_level, "gated_dry": result.gated_dry}
+                    if getattr(result, "rain_level", None) is not None else {})
             metrics = recovery_metrics(features, reference).as_dict()
-            per_image[method].append({"image": name, **metrics})
+            per_image[method].append({"image": name, **metrics, **gate})
             at_budget = recovery_metrics(features.strongest(len(reference)), reference)
-            budgeted[method].append({"image": name, **at_budget.as_dict()})
+            budgeted[method].append({"image": name, **at_budget.as_dict(), **gate})
     means, gap = _summary(per_image)
     budget_means, budget_gap = _summary(budgeted)
     return {"methods": means, "per_image": per_image, "gap_closed": gap,
@@ -272,9 +278,14 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
 
 
 def _summary(per_image: dict[str, list[dict]]) -> tuple[dict, dict]:
-    """Mean metrics per method and the share of the rainy->clean recall gap each closes."""
-    means = {m: mean_metrics([RecoveryMetrics(**{k: v for k, v in r.items() if k != "image"})
+    """Mean metrics per method (plus the gated share, where rows say) and the share of the
+    rainy->clean recall gap each closes."""
+    fields = RecoveryMetrics.__dataclass_fields__
+    means = {m: mean_metrics([RecoveryMetrics(**{k: v for k, v in r.items() if k in fields})
                               for r in rows]).as_dict() for m, rows in per_image.items()}
+    for m, rows in per_image.items():
+        if rows and "gated_dry" in rows[0]:
+            means[m]["gated_dry_share"] = float(np.mean([r["gated_dry"] for r in rows]))
     gap = {}
     if "rainy" in means and "clean" in means:
         span = means["clean"]["recall"] - means["rainy"]["recall"]
