@@ -247,3 +247,19 @@ def test_load_tum_and_eval_vo_cli(shared_data: Path, tmp_path: Path) -> None:
     assert clean["1"]["pairs"] == 3 and clean["3"]["pairs"] == 1
     assert clean["all"]["failures"] == 0 and clean["all"]["median_rotation_error_deg"] < 3.0
     assert (tmp_path / "vo.png").stat().st_size > 0
+
+
+def test_eval_vo_rain_gate_above_every_frame_makes_ours_plain_sift(shared_data: Path,
+                                                                   tmp_path: Path) -> None:
+    root = shared_data / "tum_fr2_desk"
+    out = tmp_path / "vo.json"
+    code = cli_main(["eval-vo", "--frames", str(root), "--poses",
+                     str(root / "groundtruth_subset.txt"), "--associations",
+                     str(root / "associations.txt"), "--intrinsics", "520.9,521.0,325.1,249.7",
+                     "--rain-preset", "light", "--methods", "rainy,ours", "--gaps", "1",
+                     "--limit", "3", "--scale", "0.5", "--rain-gate", "255", "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["rain_gate"] == 255
+    assert report["keypoints_mean"]["ours"] == report["keypoints_mean"]["rainy"]
+    assert report["summary"]["ours"] == report["summary"]["rainy"]
