@@ -65,3 +65,41 @@ def test_shipped_gate_passes_a_dry_frame_and_derains_heavy_rain(backend: TorchBa
 def test_rain_gate_outside_gray_levels_is_refused(gate: float) -> None:
     with pytest.raises(ValueError, match="rain_gate"):
         FrontEndConfig(rain_gate=gate)
+
+
+def _texture(seed: int = 0, size: int = 64) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.uniform(0, 255, (size, size)).astype(np.float32), (0, 0), 1.5)
+    return torch.from_numpy(noise)[None, None]
+
+
+def test_keep_dry_detail_takes_smooth_and_strong_corrections_and_drops_weak_fine_ones() -> None:
+    from siftrain_ros.frontend.local_gate import keep_dry_detail
+
+    frame = _texture()
+    torch.testing.assert_close(keep_dry_detail(frame, frame.clone(), 16.0), frame)
+    # A veil or brightness change is smooth: applied in full.
+    brighter = frame + 20.0
+    torch.testing.assert_close(keep_dry_detail(frame, brighter, 16.0), brighter)
+    # A bright 2-px streak removed by the net (a 60-level fine correction): taken in full on it.
+    streak = frame.clone()
+    streak[..., 30:32, :] -= 60.0
+    out = keep_dry_detail(frame, streak, 16.0)
+    torch.testing.assert_close(out[..., 30:32, 8:-8], streak[..., 30:32, 8:-8], atol=6.0,
+                               rtol=0.0)
+    # The net smoothing dry texture (a weak fine correction): mostly dropped.
+    smoothed = torch.from_numpy(cv2.GaussianBlur(frame[0, 0].numpy(), (0, 0), 1.0))[None, None]
+    kept = keep_dry_detail(frame, smoothed, 16.0)
+    assert float((kept - frame).abs().mean()) < 0.5 * float((smoothed - frame).abs().mean())
+    with pytest.raises(ValueError, match="contrast"):
+        keep_dry_detail(frame, frame, 0.0)
+
+
+def test_local_rain_gate_changes_rainy_features_and_is_validated(backend: TorchBackend,
+                                                                 frame: np.ndarray) -> None:
+    rainy = add_rain(frame, seed=1, params=RainParams.preset("medium"))
+    whole = FeatureFrontEnd(FrontEndConfig(), backend)(rainy).features
+    local = FeatureFrontEnd(FrontEndConfig(local_rain_gate=16.0), backend)(rainy).features
+    assert len(whole) != len(local) or not np.array_equal(whole.xy, local.xy)
+    with pytest.raises(ValueError, match="local_rain_gate"):
+        FrontEndConfig(local_rain_gate=-1.0)

@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=0, metavar="N", help="first N pairs only")
     p.add_argument("--device", default="cpu")
     p.add_argument("--weights-dir", type=Path, default=None)
-    add_rain_gate_argument(p, 0.0)
+    add_rain_gate_argument(p, 0.0, 0.0)
     p.add_argument("--json", type=Path, metavar="OUT")
     p.add_argument("--plot", type=Path, metavar="OUT.png")
     p.set_defaults(run=run)
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown method(s) {unknown}; expected some of {', '.join(METHODS)}")
     images = load_images(args)
     result = evaluate(images, methods, args.device, args.weights_dir, progress=True,
-                      rain_gate=args.rain_gate)
+                      rain_gate=args.rain_gate, local_rain_gate=args.local_rain_gate)
     source = (f"{args.clean} + synthetic {args.synthetic_rain} rain (seed {args.seed})"
               if args.synthetic_rain else f"{args.rainy} vs {args.clean}")
     title = f"SIFT keypoint recovery, {len(images)} images: {source}"
@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
         report = {"source": source, "images": len(images), "methods_order": methods,
                   "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
                   "cpu_threads": torch.get_num_threads(), "device": args.device,
-                  "rain_gate": args.rain_gate, **result}
+                  "rain_gate": args.rain_gate, "local_rain_gate": args.local_rain_gate,
+                  **result}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2, allow_nan=True))
     if args.plot:

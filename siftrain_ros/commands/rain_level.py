@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--json", type=Path, metavar="OUT", help="per-frame levels and the summary")
     add_backend_arguments(p)
-    p.set_defaults(run=run, derain="on", max_keypoints=0, rain_gate=0.0)
+    p.set_defaults(run=run, derain="on", max_keypoints=0, rain_gate=0.0, local_rain_gate=0.0)
 
 
 def frames_of(source: Path, image_topic: str | None = None

@@ -194,15 +194,16 @@ METHODS = ("rainy", "l1", "ours", "clean")
 
 
 def method_extractors(methods: list[str], device: str = "cpu",
-                      weights_dir: Path | None = None, rain_gate: float = 0.0) -> dict:
+                      weights_dir: Path | None = None, rain_gate: float = 0.0,
+                      local_rain_gate: float = 0.0) -> dict:
     """A callable ``(rainy, clean) -> Features | FrontEndResult`` per method name (None for
     "clean", whose features are the reference itself; ours and l1 return the front end's
     result, which also says how rainy the net found the image).
 
     rainy: SIFT on the rainy image; clean: SIFT on the clean image (upper bound); ours: the
     front end with the shipped DPRNet + GGIRNet; l1: the front end with the pixel-L1 ablation.
-    ``rain_gate`` (gray levels) is the front end's dry gate for ours and l1; 0, the default,
-    measures the networks on every image.
+    ``rain_gate`` and ``local_rain_gate`` (gray levels) are the front end's dry gates for ours
+    and l1; 0, the default, measures the networks' outputs as they are.
 
     Raises:
         ValueError: unknown method. MissingWeightsError: weights absent.
@@ -219,8 +220,8 @@ def method_extractors(methods: list[str], device: str = "cpu",
             extractors[name] = None  # the reference itself; see evaluate
         elif name in ("ours", "l1"):
             nets = load_derain_nets(name, "lite", weights_dir)
-            front = FeatureFrontEnd(FrontEndConfig(rain_gate=rain_gate),
-                                    TorchBackend(*nets, device=device))
+            config = FrontEndConfig(rain_gate=rain_gate, local_rain_gate=local_rain_gate)
+            front = FeatureFrontEnd(config, TorchBackend(*nets, device=device))
             extractors[name] = lambda rainy, clean, front=front: front(rainy)
         else:
             raise ValueError(f"unknown method {name!r}; expected some of {', '.join(METHODS)}")
@@ -229,13 +230,15 @@ def method_extractors(methods: list[str], device: str = "cpu",
 
 def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str],
              device: str = "cpu", weights_dir: Path | None = None,
-             progress: bool = False, rain_gate: float = 0.0) -> dict:
+             progress: bool = False, rain_gate: float = 0.0,
+             local_rain_gate: float = 0.0) -> dict:
     """Run every method on every (name, rainy, clean) image and compute the metrics.
 
     Args:
         images: (name, rainy (H, W) uint8, clean (H, W) uint8) triples.
         methods: names from :data:`METHODS`.
-        rain_gate: the front end's dry gate for ours and l1, gray levels (0: off).
+        rain_gate, local_rain_gate: the front end's dry gates for ours and l1, gray levels
+            (0: off).
 
     Returns:
         ``{"methods": {name: mean metrics dict}, "per_image": {name: [metrics dict + "image"]},
@@ -250,7 +253,8 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
     """
     from ..sift import Sift
 
-    extractors = method_extractors(methods, device, weights_dir, rain_gate)
+    extractors = method_extractors(methods, device, weights_dir, rain_gate,
+                                   local_rain_gate)
     sift = Sift(device=device)
     per_image: dict[str, list[dict]] = {m: [] for m in methods}
     budgeted: dict[str, list[dict]] = {m: [] for m in methods}

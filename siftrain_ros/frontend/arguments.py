@@ -40,16 +40,22 @@ def add_frontend_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--max-keypoints", type=int, default=0, metavar="N",
                    help="keep the N strongest keypoints (0: all)")
-    add_rain_gate_argument(p, DEFAULT_RAIN_GATE)
+    add_rain_gate_argument(p, DEFAULT_RAIN_GATE, 0.0)
     add_backend_arguments(p)
 
 
-def add_rain_gate_argument(p: argparse.ArgumentParser, default: float) -> None:
+def add_rain_gate_argument(p: argparse.ArgumentParser, default: float,
+                           local_default: float | None = None) -> None:
     """``--rain-gate GL``: frames the net changes by less than GL gray levels on average are
-    treated as dry (plain SIFT)."""
+    treated as dry (plain SIFT); with ``local_default``, ``--local-rain-gate GL`` too."""
     p.add_argument("--rain-gate", type=float, default=default, metavar="GL",
                    help="treat a frame as dry (plain SIFT) when DPRNet changes it by less than "
                         f"GL gray levels on average; 0 never gates (default {default})")
+    if local_default is not None:
+        p.add_argument("--local-rain-gate", type=float, default=local_default, metavar="GL",
+                       help="per pixel: keep the frame's detail where the nets' fine "
+                            "correction is weaker than GL gray levels; 0 uses their output "
+                            f"as is (default {local_default})")
 
 
 def frontend_from_args(args: argparse.Namespace,
@@ -61,7 +67,7 @@ def frontend_from_args(args: argparse.Namespace,
     """
     config = FrontEndConfig(derain=args.derain == "on", scale=args.scale,
                             sift=SiftConfig(max_keypoints=args.max_keypoints),
-                            rain_gate=args.rain_gate)
+                            rain_gate=args.rain_gate, local_rain_gate=args.local_rain_gate)
     backend = None
     if config.derain:
         backend = make_backend(args.backend, precision=args.precision, device=args.device,

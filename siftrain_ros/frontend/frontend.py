@@ -16,6 +16,7 @@ import torch
 from ..sift import Features, SiftConfig, build_scale_space, features_from_pyramids, gradient_pyramid
 from ..sift.image import MIN_SIDE, InvalidImageError, as_tensor, to_gray_float
 from .backend import DerainBackend
+from .local_gate import keep_dry_detail
 
 # The node's and ``siftrain extract``'s rain gate, gray levels. Calibrated for the shipped
 # dprnet_lite weights on the 86 rain-free training images (Rain100H 1..80, HPatches
@@ -35,18 +36,25 @@ class FrontEndConfig:
             correction, :attr:`FrontEndResult.rain_level`) is below this counts as dry, and SIFT
             runs on the frame itself: the lite nets cost a dry frame 15-20 % of its keypoints,
             and a frame the net barely changes has nothing to gain. 0 never gates.
+        local_rain_gate: gray levels; the same idea per pixel, on frames the rain gate lets
+            through (:func:`keep_dry_detail`): the nets' fine corrections weaker than this
+            locally are scaled down, so texture between the streaks keeps its own keypoints.
+            0 uses the nets' outputs as they are.
     """
 
     derain: bool = True
     scale: float = 1.0
     sift: SiftConfig = field(default_factory=SiftConfig)
     rain_gate: float = 0.0
+    local_rain_gate: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.scale <= 4.0:
             raise ValueError(f"scale must be in [0.05, 4], got {self.scale}")
-        if not 0.0 <= self.rain_gate <= 255.0:
-            raise ValueError(f"rain_gate must be in [0, 255] gray levels, got {self.rain_gate}")
+        for name in ("rain_gate", "local_rain_gate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 255.0:
+                raise ValueError(f"{name} must be in [0, 255] gray levels, got {value}")
 
 
 @dataclass
@@ -111,6 +119,12 @@ class FeatureFrontEnd:
         self(cv2.GaussianBlur(texture, (0, 0), 2.0))
         return time.perf_counter() - start
 
+    def _recovered(self, frame: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """A network output in gray levels, with the frame's detail kept where it should be."""
+        recovered = output * 255.0
+        contrast = self.config.local_rain_gate
+        return keep_dry_detail(frame, recovered, contrast) if contrast > 0 else recovered
+
     @torch.inference_mode()
     def __call__(self, image: np.ndarray) -> FrontEndResult:
         """Process one frame.
@@ -154,9 +168,9 @@ class FeatureFrontEnd:
             t2 = t1
             ms["networks"] = 0.0
         if self.config.derain and not gated_dry:
-            detect_space = build_scale_space(out.detect * 255.0, sift)
-            describe_space = (detect_space if out.describe is out.detect
-                              else build_scale_space(out.describe * 255.0, sift))
+            detect_space = build_scale_space(self._recovered(frame, out.detect), sift)
+            describe_space = (detect_space if out.describe is out.detect else
+                              build_scale_space(self._recovered(frame, out.describe), sift))
         else:
             detect_space = describe_space = build_scale_space(frame, sift)
         gradients = gradient_pyramid(describe_space, sift)
