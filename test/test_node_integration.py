@@ -115,10 +115,11 @@ class Session:
 def derain_session(tmp_path_factory: pytest.TempPathFactory) -> Session:
     tmp_path = tmp_path_factory.mktemp("derain_node")
     weights = make_test_weights(tmp_path_factory.mktemp("weights"))
-    # The untrained test nets barely change a frame: the default rain gate would call every
-    # frame dry, so it is off here and test_rain_gate_live switches it on.
+    # The untrained test nets barely change a frame: the default rain gates would call every
+    # frame (and pixel) dry, so they are off here and test_rain_gate_live switches one on.
     session = Session(tmp_path, {"weights_dir": str(weights), "derain": True, "backend": "torch",
-                                 "publish_derained": True, "rain_gate": 0.0})
+                                 "publish_derained": True, "rain_gate": 0.0,
+                                 "local_rain_gate": 0.0})
     session.weights = weights  # type: ignore[attr-defined]
     yield session
     if session.node.proc.poll() is None:
@@ -217,6 +218,7 @@ def test_diagnostics_and_dropped_frames(derain_session: Session) -> None:
     assert float(values["networks_ms"]) > 0
     assert values["derain"] == "True" and values["backend"] == "torch"
     assert float(values["last_rain_level"]) > 0 and values["frames_gated_dry"] == "0"
+    assert values["rain_gate"] == "0" and values["local_rain_gate"] == "0"
 
 
 def _set_parameter(session: Session, name: str, value: ParameterValue) -> Any:
@@ -247,9 +249,9 @@ def test_rain_gate_live(derain_session: Session) -> None:
     """A gate above the frame's rain level sends it through plain SIFT, counted on
     /diagnostics; a negative gate is refused."""
     double = ParameterType.PARAMETER_DOUBLE
-    bad = _set_parameter(derain_session, "rain_gate",
-                         ParameterValue(type=double, double_value=-1.0))
-    assert not bad.successful and "rain_gate" in bad.reason
+    for name in ("rain_gate", "local_rain_gate"):
+        bad = _set_parameter(derain_session, name, ParameterValue(type=double, double_value=-1.0))
+        assert not bad.successful and name in bad.reason
     for name, value in (("max_keypoints", ParameterValue(type=ParameterType.PARAMETER_INTEGER,
                                                           integer_value=0)),
                         ("rain_gate", ParameterValue(type=double, double_value=255.0))):

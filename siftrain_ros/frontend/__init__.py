@@ -2,11 +2,18 @@
 
 from .backend import BackendError, DerainBackend, DerainOutput, TorchBackend
 from .factory import BACKENDS, PRECISIONS, make_backend
-from .frontend import DEFAULT_RAIN_GATE, FeatureFrontEnd, FrontEndConfig, FrontEndResult
+from .frontend import (
+    DEFAULT_LOCAL_RAIN_GATE,
+    DEFAULT_RAIN_GATE,
+    FeatureFrontEnd,
+    FrontEndConfig,
+    FrontEndResult,
+)
 from .weights import MissingWeightsError, load_derain_nets, weights_path
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_LOCAL_RAIN_GATE",
     "DEFAULT_RAIN_GATE",
     "BackendError",
     "PRECISIONS",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..sift import SiftConfig
 from .factory import BACKENDS, EXTRA_BACKENDS, PRECISIONS, make_backend
-from .frontend import DEFAULT_RAIN_GATE, FeatureFrontEnd, FrontEndConfig
+from .frontend import DEFAULT_LOCAL_RAIN_GATE, DEFAULT_RAIN_GATE, FeatureFrontEnd, FrontEndConfig
 
 
 def stderr_log(message: str) -> None:
@@ -40,7 +40,7 @@ def add_frontend_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--max-keypoints", type=int, default=0, metavar="N",
                    help="keep the N strongest keypoints (0: all)")
-    add_rain_gate_argument(p, DEFAULT_RAIN_GATE, 0.0)
+    add_rain_gate_argument(p, DEFAULT_RAIN_GATE, DEFAULT_LOCAL_RAIN_GATE)
     add_backend_arguments(p)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..frontend import BACKENDS, DEFAULT_RAIN_GATE, PRECISIONS
+from ..frontend import BACKENDS, DEFAULT_LOCAL_RAIN_GATE, DEFAULT_RAIN_GATE, PRECISIONS
 from ..frontend import factory as _factory
 from ..ros.parameters import ParamSpec, check_value
 
@@ -44,6 +44,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("rain_gate", DEFAULT_RAIN_GATE, "gray levels: a frame DPRNet changes by less "
               "than this on average counts as dry and gets plain SIFT (the nets cost dry frames "
               "keypoints); 0 never gates", value_range=RAIN_GATE_RANGE),
+    ParamSpec("local_rain_gate", DEFAULT_LOCAL_RAIN_GATE, "gray levels, per pixel on frames "
+              "the rain gate lets through: the nets' fine corrections weaker than this locally "
+              "are scaled down, keeping the frame's detail between streaks; 0 = nets' output "
+              "as is", value_range=RAIN_GATE_RANGE),
     ParamSpec("image_scale", 1.0, "process at this fraction of the input size; keypoints are "
               "still published in input pixels", value_range=SCALE_RANGE),
     ParamSpec("max_keypoints", 0, "keep the strongest N keypoints by response; 0 keeps all",
