@@ -52,14 +52,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="essential-matrix estimator (docs/odometry.md)")
     p.add_argument("--limit", type=int, default=0, metavar="N", help="first N frames only")
     p.add_argument("--weights-dir", type=Path, default=None)
-    add_rain_gate_argument(p, 0.0)
+    add_rain_gate_argument(p, 0.0, 0.0)
     p.add_argument("--json", type=Path, metavar="OUT")
     p.add_argument("--plot", type=Path, metavar="OUT.png")
     p.set_defaults(run=run)
 
 
 def _extractors(methods: list[str], scale: float, weights_dir: Path | None,
-                rain_gate: float = 0.0) -> dict:
+                rain_gate: float = 0.0, local_rain_gate: float = 0.0) -> dict:
     """method -> callable(gray) -> Features, and whether it reads the rainy frame."""
     from ..frontend import FeatureFrontEnd, FrontEndConfig, make_backend
 
@@ -73,20 +73,23 @@ def _extractors(methods: list[str], scale: float, weights_dir: Path | None,
         elif method == "ours":
             backend = make_backend("torch", weights_dir=weights_dir,
                                    log=lambda line: print(line, file=sys.stderr))
-            config = FrontEndConfig(derain=True, scale=scale, rain_gate=rain_gate)
+            config = FrontEndConfig(derain=True, scale=scale, rain_gate=rain_gate,
+                                    local_rain_gate=local_rain_gate)
             out[method] = (FeatureFrontEnd(config, backend), True)
     return out
 
 
 def compute_features(frames: list[Path], methods: list[str], rain: str, preset: Intensity,
                      seed: int, scale: float, weights_dir: Path | None,
-                     rain_gate: float = 0.0) -> tuple[dict, dict]:
+                     rain_gate: float = 0.0, local_rain_gate: float = 0.0
+                     ) -> tuple[dict, dict]:
     """Features per method per frame (each computed once), and mean extraction ms.
-    ``rain_gate``: the front end's dry gate for ours, gray levels (0: always the nets)."""
+    ``rain_gate``, ``local_rain_gate``: the front end's dry gates for ours, gray levels (0:
+    the nets' outputs as they are)."""
     from ..rain import RainParams, add_rain
     from ..sift import read_gray
 
-    extractors = _extractors(methods, scale, weights_dir, rain_gate)
+    extractors = _extractors(methods, scale, weights_dir, rain_gate, local_rain_gate)
     params = RainParams.preset(preset)
     features: dict[str, list] = {m: [] for m in methods}
     times: dict[str, list[float]] = {m: [] for m in methods}
@@ -194,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     features, extract_ms = compute_features(frames, methods, args.rain, args.rain_preset,
                                             args.seed, args.scale, args.weights_dir,
-                                            args.rain_gate)
+                                            args.rain_gate, args.local_rain_gate)
     result = evaluate_pairs(features, poses, gaps, intrinsics, MatchConfig(ratio=args.ratio),
                             PoseConfig(threshold_px=args.ransac_threshold, seed=args.seed,
                                        estimator=args.estimator))
@@ -217,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
             "command": "siftrain " + " ".join(sys.argv[1:]) if sys.argv else "",
             "frames": [str(p) for p in frames], "gaps": gaps, "methods": methods,
             "rain": args.rain, "rain_preset": args.rain_preset, "seed": args.seed,
-            "rain_gate": args.rain_gate,
+            "rain_gate": args.rain_gate, "local_rain_gate": args.local_rain_gate,
             "scale": args.scale, "intrinsics": [intrinsics.fx, intrinsics.fy, intrinsics.cx,
                                                 intrinsics.cy],
             "distortion": list(intrinsics.distortion), "ratio": args.ratio,
