@@ -7,7 +7,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -102,51 +104,53 @@ def test_bag_cloud_cdr_equals_rclpy() -> None:
     assert bytes(a.data) == bytes(b.data)
 
 
-def test_bag_play_reaches_subscriber(demo_bag: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def ros_session(tmp_path: Path) -> Iterator[tuple[Any, dict[str, str]]]:
+    """A ROS 2 harness on its own domain, and the environment for subprocesses on it."""
     pytest.importorskip("rclpy")
     from ros_harness import RosHarness, ros_env
+
+    env = ros_env(tmp_path)
+    harness = RosHarness(int(env["ROS_DOMAIN_ID"]))
+    yield harness, env
+    harness.close()
+
+
+def _play(bag: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "siftrain_ros", "bag", "play", str(bag),
+                             *args], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_bag_play_reaches_subscriber(demo_bag: Path, ros_session: tuple) -> None:
     from sensor_msgs.msg import CameraInfo, Image
 
-    env = ros_env(tmp_path)
-    ros = RosHarness(int(env["ROS_DOMAIN_ID"]))
-    try:
-        images = ros.collect(Image, IMAGE_TOPIC)
-        infos = ros.collect(CameraInfo, INFO_TOPIC)
-        start = time.monotonic()
-        result = subprocess.run(
-            [sys.executable, "-m", "siftrain_ros", "bag", "play", str(demo_bag), "--rate", "2",
-             "--topics", IMAGE_TOPIC, INFO_TOPIC, "--wait-subscribers", "20"],
-            env=env, capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0, result.stdout + result.stderr
-        ros.wait_for(lambda: len(images) == FRAMES and len(infos) == FRAMES, 10,
-                     "all played messages")
-        # Recorded at 10 Hz, played at 2x: (FRAMES - 1) * 0.05 s at least.
-        assert time.monotonic() - start >= (FRAMES - 1) * 0.05
-        assert [m.header.stamp.nanosec for m in images] == sorted(
-            m.header.stamp.nanosec for m in images)
-        assert images[0].encoding == "bgr8" and images[0].width == 640
-    finally:
-        ros.close()
+    ros, env = ros_session
+    images = ros.collect(Image, IMAGE_TOPIC)
+    infos = ros.collect(CameraInfo, INFO_TOPIC)
+    start = time.monotonic()
+    _play(demo_bag, env, "--rate", "2", "--topics", IMAGE_TOPIC, INFO_TOPIC,
+          "--wait-subscribers", "20")
+    ros.wait_for(lambda: len(images) == FRAMES and len(infos) == FRAMES, 10,
+                 "all played messages")
+    # Recorded at 10 Hz, played at 2x: (FRAMES - 1) * 0.05 s at least.
+    assert time.monotonic() - start >= (FRAMES - 1) * 0.05
+    assert [m.header.stamp.nanosec for m in images] == sorted(
+        m.header.stamp.nanosec for m in images)
+    assert images[0].encoding == "bgr8" and images[0].width == 640
 
 
-def test_bag_play_waits_for_min_subscribers_then_says_so(demo_bag: Path, tmp_path: Path) -> None:
-    pytest.importorskip("rclpy")
-    from ros_harness import RosHarness, ros_env
+def test_bag_play_waits_for_min_subscribers_then_says_so(demo_bag: Path,
+                                                        ros_session: tuple) -> None:
     from sensor_msgs.msg import Image
 
-    env = ros_env(tmp_path)
-    ros = RosHarness(int(env["ROS_DOMAIN_ID"]))
-    try:
-        images = ros.collect(Image, IMAGE_TOPIC)
-        result = subprocess.run(
-            [sys.executable, "-m", "siftrain_ros", "bag", "play", str(demo_bag), "--rate", "4",
-             "--topics", IMAGE_TOPIC, "--wait-subscribers", "1", "--min-subscribers", "2"],
-            env=env, capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0, result.stdout + result.stderr
-        # One subscriber of the two asked for: it waited, said so, and played anyway.
-        assert "playing without all subscribers after 1 s" in result.stderr, result.stderr
-        ros.wait_for(lambda: len(images) == FRAMES, 10, "all played messages")
-    finally:
-        ros.close()
+    ros, env = ros_session
+    images = ros.collect(Image, IMAGE_TOPIC)
+    result = _play(demo_bag, env, "--rate", "4", "--topics", IMAGE_TOPIC,
+                   "--wait-subscribers", "1", "--min-subscribers", "2")
+    # One subscriber of the two asked for: it waited, said so, and played anyway.
+    assert "playing without all subscribers after 1 s" in result.stderr, result.stderr
+    ros.wait_for(lambda: len(images) == FRAMES, 10, "all played messages")
     with pytest.raises(ValueError, match="min_subscribers"):
         play_bag(None, demo_bag, min_subscribers=0)

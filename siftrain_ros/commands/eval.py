@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..evaluation.recovery import METHODS, evaluate, image_files, pair_files, trailing_number
-from ..frontend.arguments import add_rain_gate_argument
+from ..frontend import FrontEndConfig
+from ..frontend.arguments import add_rain_gate_arguments
 from ..rain import RainParams, add_rain
 from ..sift import read_gray
 
@@ -37,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=0, metavar="N", help="first N pairs only")
     p.add_argument("--device", default="cpu")
     p.add_argument("--weights-dir", type=Path, default=None)
-    add_rain_gate_argument(p, 0.0, 0.0)
+    add_rain_gate_arguments(p, 0.0, 0.0)
     p.add_argument("--json", type=Path, metavar="OUT")
     p.add_argument("--plot", type=Path, metavar="OUT.png")
     p.set_defaults(run=run)
@@ -120,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; expected some of {', '.join(METHODS)}")
     images = load_images(args)
+    gates = FrontEndConfig(rain_gate=args.rain_gate, local_rain_gate=args.local_rain_gate)
     result = evaluate(images, methods, args.device, args.weights_dir, progress=True,
-                      rain_gate=args.rain_gate, local_rain_gate=args.local_rain_gate)
+                      frontend=gates)
     source = (f"{args.clean} + synthetic {args.synthetic_rain} rain (seed {args.seed})"
               if args.synthetic_rain else f"{args.rainy} vs {args.clean}")
     title = f"SIFT keypoint recovery, {len(images)} images: {source}"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..frontend.arguments import add_rain_gate_argument
+from ..frontend import FrontEndConfig
+from ..frontend.arguments import add_rain_gate_arguments
 from ..rain.params import Intensity
 
 
@@ -52,18 +53,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="essential-matrix estimator (docs/odometry.md)")
     p.add_argument("--limit", type=int, default=0, metavar="N", help="first N frames only")
     p.add_argument("--weights-dir", type=Path, default=None)
-    add_rain_gate_argument(p, 0.0, 0.0)
+    add_rain_gate_arguments(p, 0.0, 0.0)
     p.add_argument("--json", type=Path, metavar="OUT")
     p.add_argument("--plot", type=Path, metavar="OUT.png")
     p.set_defaults(run=run)
 
 
-def _extractors(methods: list[str], scale: float, weights_dir: Path | None,
-                rain_gate: float = 0.0, local_rain_gate: float = 0.0) -> dict:
-    """method -> callable(gray) -> Features, and whether it reads the rainy frame."""
-    from ..frontend import FeatureFrontEnd, FrontEndConfig, make_backend
+def _extractors(methods: list[str], ours: FrontEndConfig, weights_dir: Path | None) -> dict:
+    """method -> callable(gray) -> Features, and whether it reads the rainy frame. ``ours`` is
+    the derained method's front-end configuration; the others run plain SIFT at its scale."""
+    from ..frontend import FeatureFrontEnd, make_backend
 
-    plain = FeatureFrontEnd(FrontEndConfig(derain=False, scale=scale))
+    plain = FeatureFrontEnd(FrontEndConfig(derain=False, scale=ours.scale))
     out = {}
     for method in methods:
         if method == "clean":
@@ -73,23 +74,19 @@ def _extractors(methods: list[str], scale: float, weights_dir: Path | None,
         elif method == "ours":
             backend = make_backend("torch", weights_dir=weights_dir,
                                    log=lambda line: print(line, file=sys.stderr))
-            config = FrontEndConfig(derain=True, scale=scale, rain_gate=rain_gate,
-                                    local_rain_gate=local_rain_gate)
-            out[method] = (FeatureFrontEnd(config, backend), True)
+            out[method] = (FeatureFrontEnd(ours, backend), True)
     return out
 
 
 def compute_features(frames: list[Path], methods: list[str], rain: str, preset: Intensity,
-                     seed: int, scale: float, weights_dir: Path | None,
-                     rain_gate: float = 0.0, local_rain_gate: float = 0.0
+                     seed: int, ours: FrontEndConfig, weights_dir: Path | None
                      ) -> tuple[dict, dict]:
-    """Features per method per frame (each computed once), and mean extraction ms.
-    ``rain_gate``, ``local_rain_gate``: the front end's dry gates for ours, gray levels (0:
-    the nets' outputs as they are)."""
+    """Features per method per frame (each computed once), and mean extraction ms. ``ours``:
+    the front-end configuration of the derained method (scale, gates)."""
     from ..rain import RainParams, add_rain
     from ..sift import read_gray
 
-    extractors = _extractors(methods, scale, weights_dir, rain_gate, local_rain_gate)
+    extractors = _extractors(methods, ours, weights_dir)
     params = RainParams.preset(preset)
     features: dict[str, list] = {m: [] for m in methods}
     times: dict[str, list[float]] = {m: [] for m in methods}
@@ -195,9 +192,10 @@ def run(args: argparse.Namespace) -> int:
     # Hash before extracting: a weights file replaced mid-run would otherwise go unnoticed.
     digests = weights_digests(args.weights_dir) if "ours" in methods else {}
     start = time.perf_counter()
+    ours = FrontEndConfig(derain=True, scale=args.scale, rain_gate=args.rain_gate,
+                          local_rain_gate=args.local_rain_gate)
     features, extract_ms = compute_features(frames, methods, args.rain, args.rain_preset,
-                                            args.seed, args.scale, args.weights_dir,
-                                            args.rain_gate, args.local_rain_gate)
+                                            args.seed, ours, args.weights_dir)
     result = evaluate_pairs(features, poses, gaps, intrinsics, MatchConfig(ratio=args.ratio),
                             PoseConfig(threshold_px=args.ransac_threshold, seed=args.seed,
                                        estimator=args.estimator))

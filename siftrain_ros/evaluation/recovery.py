@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..sift import Features
 from .matching import ratio_matches
+
+if TYPE_CHECKING:
+    from ..frontend import FrontEndConfig
 
 RADIUS_PX = 2.0
 SCALE_RATIO = 1.5
@@ -194,16 +198,16 @@ METHODS = ("rainy", "l1", "ours", "clean")
 
 
 def method_extractors(methods: list[str], device: str = "cpu",
-                      weights_dir: Path | None = None, rain_gate: float = 0.0,
-                      local_rain_gate: float = 0.0) -> dict:
+                      weights_dir: Path | None = None,
+                      frontend: FrontEndConfig | None = None) -> dict:
     """A callable ``(rainy, clean) -> Features | FrontEndResult`` per method name (None for
     "clean", whose features are the reference itself; ours and l1 return the front end's
     result, which also says how rainy the net found the image).
 
     rainy: SIFT on the rainy image; clean: SIFT on the clean image (upper bound); ours: the
     front end with the shipped DPRNet + GGIRNet; l1: the front end with the pixel-L1 ablation.
-    ``rain_gate`` and ``local_rain_gate`` (gray levels) are the front end's dry gates for ours
-    and l1; 0, the default, measures the networks' outputs as they are.
+    ``frontend`` configures ours and l1 (default ``FrontEndConfig()``: no gates, so the
+    networks' outputs are measured as they are).
 
     Raises:
         ValueError: unknown method. MissingWeightsError: weights absent.
@@ -220,8 +224,8 @@ def method_extractors(methods: list[str], device: str = "cpu",
             extractors[name] = None  # the reference itself; see evaluate
         elif name in ("ours", "l1"):
             nets = load_derain_nets(name, "lite", weights_dir)
-            config = FrontEndConfig(rain_gate=rain_gate, local_rain_gate=local_rain_gate)
-            front = FeatureFrontEnd(config, TorchBackend(*nets, device=device))
+            front = FeatureFrontEnd(frontend or FrontEndConfig(),
+                                    TorchBackend(*nets, device=device))
             extractors[name] = lambda rainy, clean, front=front: front(rainy)
         else:
             raise ValueError(f"unknown method {name!r}; expected some of {', '.join(METHODS)}")
@@ -230,15 +234,13 @@ def method_extractors(methods: list[str], device: str = "cpu",
 
 def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str],
              device: str = "cpu", weights_dir: Path | None = None,
-             progress: bool = False, rain_gate: float = 0.0,
-             local_rain_gate: float = 0.0) -> dict:
+             progress: bool = False, frontend: FrontEndConfig | None = None) -> dict:
     """Run every method on every (name, rainy, clean) image and compute the metrics.
 
     Args:
         images: (name, rainy (H, W) uint8, clean (H, W) uint8) triples.
         methods: names from :data:`METHODS`.
-        rain_gate, local_rain_gate: the front end's dry gates for ours and l1, gray levels
-            (0: off).
+        frontend: the front-end configuration of ours and l1 (default: no gates).
 
     Returns:
         ``{"methods": {name: mean metrics dict}, "per_image": {name: [metrics dict + "image"]},
@@ -251,10 +253,10 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
         and l1 also hold the image's ``rain_level`` and ``gated_dry``; their means add
         ``gated_dry_share``, the share of images the rain gate sent through plain SIFT.
     """
+    from ..frontend import FrontEndResult
     from ..sift import Sift
 
-    extractors = method_extractors(methods, device, weights_dir, rain_gate,
-                                   local_rain_gate)
+    extractors = method_extractors(methods, device, weights_dir, frontend)
     sift = Sift(device=device)
     per_image: dict[str, list[dict]] = {m: [] for m in methods}
     budgeted: dict[str, list[dict]] = {m: [] for m in methods}
@@ -267,9 +269,10 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
         reference = sift(clean)
         for method, extract in extractors.items():
             result = reference if extract is None else extract(rainy, clean)
-            features = getattr(result, "features", result)
-            gate = ({"rain_level": result.rain_level, "gated_dry": result.gated_dry}
-                    if getattr(result, "rain_level", None) is not None else {})
+            features, gate = result, {}
+            if isinstance(result, FrontEndResult):
+                features = result.features
+                gate = {"rain_level": result.rain_level, "gated_dry": result.gated_dry}
             metrics = recovery_metrics(features, reference).as_dict()
             per_image[method].append({"image": name, **metrics, **gate})
             at_budget = recovery_metrics(features.strongest(len(reference)), reference)

@@ -40,22 +40,21 @@ def add_frontend_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--max-keypoints", type=int, default=0, metavar="N",
                    help="keep the N strongest keypoints (0: all)")
-    add_rain_gate_argument(p, DEFAULT_RAIN_GATE, DEFAULT_LOCAL_RAIN_GATE)
+    add_rain_gate_arguments(p, DEFAULT_RAIN_GATE, DEFAULT_LOCAL_RAIN_GATE)
     add_backend_arguments(p)
 
 
-def add_rain_gate_argument(p: argparse.ArgumentParser, default: float,
-                           local_default: float | None = None) -> None:
+def add_rain_gate_arguments(p: argparse.ArgumentParser, default: float,
+                            local_default: float) -> None:
     """``--rain-gate GL``: frames the net changes by less than GL gray levels on average are
-    treated as dry (plain SIFT); with ``local_default``, ``--local-rain-gate GL`` too."""
+    treated as dry (plain SIFT); ``--local-rain-gate GL``: the same per pixel."""
     p.add_argument("--rain-gate", type=float, default=default, metavar="GL",
                    help="treat a frame as dry (plain SIFT) when DPRNet changes it by less than "
                         f"GL gray levels on average; 0 never gates (default {default})")
-    if local_default is not None:
-        p.add_argument("--local-rain-gate", type=float, default=local_default, metavar="GL",
-                       help="per pixel: keep the frame's detail where the nets' fine "
-                            "correction is weaker than GL gray levels; 0 uses their output "
-                            f"as is (default {local_default})")
+    p.add_argument("--local-rain-gate", type=float, default=local_default, metavar="GL",
+                   help="per pixel: keep the frame's detail where the nets' fine correction is "
+                        f"weaker than GL gray levels; 0 uses their output as is (default "
+                        f"{local_default})")
 
 
 def frontend_from_args(args: argparse.Namespace,

@@ -163,10 +163,11 @@ class FeatureFrontEnd:
         gated_dry = False
         if self.config.derain:
             assert self.backend is not None
-            out = self.backend(frame / 255.0)
+            normalised = frame / 255.0
+            out = self.backend(normalised)
             detect_image = out.detect
             # One scalar read per frame (a sync on CUDA, which the timing below does anyway).
-            rain_level = float((out.detect.float() * 255.0 - frame).abs().mean())
+            rain_level = float((out.detect.float() - normalised).abs().mean()) * 255.0
             gated_dry = rain_level < self.config.rain_gate
             self._sync()
             t2 = time.perf_counter()
