@@ -180,3 +180,26 @@ def test_restart_selection_forgets_the_old_best(tmp_path: Path) -> None:
     assert validated[-2:] == [1, 2]  # the resumed weights are a candidate too
     best = torch.load(tmp_path / "best.pt", weights_only=False)
     assert best["best_score"] < 99.0 and best["step"] in (1, 2)
+
+
+def test_rain_mix_picks_the_synthetic_preset() -> None:
+    # Synthetic rain only (no real pairs, no dry crops): with the mix all on one preset, the
+    # streak energy must follow that preset.
+    data = images(size=96, count=2)
+    energy = {}
+    for preset, mix in (("light", (1.0, 0.0, 0.0)), ("heavy", (0.0, 0.0, 1.0))):
+        draws = _draws(PatchSampler(data, PATCH, real_fraction=0.0, rain_mix=mix), 20)
+        energy[preset] = np.mean([np.abs(r.astype(float) - c).mean() for r, c in draws])
+    assert energy["heavy"] > 2 * energy["light"]
+
+
+@pytest.mark.parametrize("mix", [(0.5, 0.5), (0.5, 0.6, -0.1), (0.2, 0.2, 0.2)])
+def test_sampler_rejects_a_rain_mix_that_is_not_a_distribution(mix: tuple) -> None:
+    with pytest.raises(ValueError, match="rain_mix"):
+        PatchSampler(images(), PATCH, rain_mix=mix)
+
+
+def test_train_cli_rejects_a_bad_rain_mix(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "l1", "--rain-mix", "0.5,0.5"])
+    assert "summing to 1" in capsys.readouterr().err

@@ -18,7 +18,21 @@ from ..training import (
     load_training_images,
     validation_pairs,
 )
+from ..training.data import PRESET_CHOICES, PRESET_PROBABILITIES
 from ..training.trainer import ARCHITECTURE
+
+
+def _rain_mix(text: str) -> tuple[float, float, float]:
+    """``"0.4,0.4,0.2"`` -> probabilities of the light, medium and heavy presets."""
+    try:
+        mix = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        mix = ()
+    if len(mix) != len(PRESET_CHOICES) or min(mix) < 0 or abs(sum(mix) - 1.0) > 1e-6:
+        raise argparse.ArgumentTypeError(
+            f"expected {len(PRESET_CHOICES)} comma-separated probabilities of "
+            f"{', '.join(PRESET_CHOICES)} summing to 1, got {text!r}")
+    return mix  # type: ignore[return-value]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,6 +68,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recall-weight", type=float, default=1.0, metavar="R",
                    help="dprnet: weight of the clean image's keypoints in the interest point "
                         "loss relative to the output's (>= 1; default 1, as rounds 1-4)")
+    p.add_argument("--real-fraction", type=float, default=0.3, metavar="F",
+                   help="share of the rainy crops taken from the real Rain100H 1..80 pairs "
+                        "(heavy rain); the rest get synthetic rain (default 0.3)")
+    p.add_argument("--rain-mix", type=_rain_mix, default=PRESET_PROBABILITIES,
+                   metavar="L,M,H",
+                   help="probabilities of light, medium and heavy synthetic rain (default "
+                        f"{','.join(f'{p:g}' for p in PRESET_PROBABILITIES)}, as rounds 1-6)")
     p.add_argument("--use-tum", action="store_true",
                    help="also train on the TUM frames (off: they stay unseen for evaluation)")
     p.add_argument("--data", type=Path, default=None, help="shared data folder")
@@ -72,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
                          val_every=args.val_every, time_limit_s=args.time_limit,
                          validate_dry=args.val_dry, recall_weight=args.recall_weight)
     sampler = PatchSampler(load_training_images(root, use_tum=args.use_tum), args.patch,
-                           clean_fraction=args.clean_fraction)
+                           real_fraction=args.real_fraction,
+                           clean_fraction=args.clean_fraction, rain_mix=args.rain_mix)
     val = validation_pairs(root, range(81, 81 + args.val_pairs)) if args.val_pairs else []
     trainer = Trainer(config, sampler, val)
     if args.resume:

@@ -72,18 +72,26 @@ class PatchSampler:
         clean_fraction: share of rain-free samples (input = target = a clean crop), drawn
             before anything else. A derainer that never sees a dry crop learns to smooth
             every input, rain or not, and erases the fine structure SIFT lives on.
+        rain_mix: probabilities of the light, medium and heavy synthetic rain presets
+            (non-negative, summing to 1).
     """
 
     def __init__(self, images: TrainingImages, patch: int, real_fraction: float = 0.3,
-                 clean_fraction: float = 0.0):
+                 clean_fraction: float = 0.0,
+                 rain_mix: tuple[float, float, float] = PRESET_PROBABILITIES):
         if not images.clean:
             raise ValueError("no clean training images")
         for name, value in (("real_fraction", real_fraction),
                             ("clean_fraction", clean_fraction)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if (len(rain_mix) != len(PRESET_CHOICES) or min(rain_mix) < 0
+                or abs(sum(rain_mix) - 1.0) > 1e-6):
+            raise ValueError(f"rain_mix must be {len(PRESET_CHOICES)} probabilities of "
+                             f"{', '.join(PRESET_CHOICES)} summing to 1, got {rain_mix}")
         self.images, self.patch = images, patch
         self.real_fraction, self.clean_fraction = real_fraction, clean_fraction
+        self.rain_mix = tuple(float(p) for p in rain_mix)
 
     def _clean_crop(self, rng: np.random.Generator) -> np.ndarray:
         (clean,) = self._crop(rng, self.images.clean[int(rng.integers(len(self.images.clean)))])
@@ -110,7 +118,7 @@ class PatchSampler:
             rainy, clean = self.images.real_pairs[int(rng.integers(len(self.images.real_pairs)))]
             return tuple(self._crop(rng, rainy, clean))  # type: ignore[return-value]
         clean = self._clean_crop(rng)
-        preset = PRESET_CHOICES[int(rng.choice(len(PRESET_CHOICES), p=PRESET_PROBABILITIES))]
+        preset = PRESET_CHOICES[int(rng.choice(len(PRESET_CHOICES), p=self.rain_mix))]
         rainy = add_rain(clean, seed=int(rng.integers(0, 2**31 - 1)),
                          params=RainParams.preset(preset))  # type: ignore[arg-type]
         return rainy, clean
