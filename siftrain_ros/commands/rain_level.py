@@ -103,9 +103,9 @@ def run(args: argparse.Namespace) -> int:
     for source in args.inputs:
         rows = per_source.setdefault(str(source), [])
         for name, image in frames_of(source, args.image_topic):
+            if image is None:  # an undecodable bag message, already reported
+                continue
             try:
-                if image is None:
-                    continue
                 rows.append({"frame": name, "rain_level": frontend(image).rain_level})
             except InvalidImageError as error:
                 print(f"{name}: skipped: {error}", file=sys.stderr)

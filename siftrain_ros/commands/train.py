@@ -18,21 +18,20 @@ from ..training import (
     load_training_images,
     validation_pairs,
 )
-from ..training.data import PRESET_CHOICES, PRESET_PROBABILITIES
+from ..training.data import PRESET_PROBABILITIES, checked_rain_mix
 from ..training.trainer import ARCHITECTURE
 
 
 def _rain_mix(text: str) -> tuple[float, float, float]:
     """``"0.4,0.4,0.2"`` -> probabilities of the light, medium and heavy presets."""
     try:
-        mix = tuple(float(v) for v in text.split(","))
+        values = tuple(float(v) for v in text.split(","))
     except ValueError:
-        mix = ()
-    if len(mix) != len(PRESET_CHOICES) or min(mix) < 0 or abs(sum(mix) - 1.0) > 1e-6:
-        raise argparse.ArgumentTypeError(
-            f"expected {len(PRESET_CHOICES)} comma-separated probabilities of "
-            f"{', '.join(PRESET_CHOICES)} summing to 1, got {text!r}")
-    return mix  # type: ignore[return-value]
+        values = ()  # not numbers: reported like any other malformed mix
+    try:
+        return checked_rain_mix(values)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

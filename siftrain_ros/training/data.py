@@ -24,6 +24,18 @@ PRESET_CHOICES = ("light", "medium", "heavy")
 PRESET_PROBABILITIES = (0.2, 0.4, 0.4)
 
 
+def checked_rain_mix(mix: tuple[float, ...]) -> tuple[float, float, float]:
+    """``mix`` as float probabilities of :data:`PRESET_CHOICES`.
+
+    Raises:
+        ValueError: not one non-negative probability per preset, summing to 1.
+    """
+    if len(mix) != len(PRESET_CHOICES) or min(mix) < 0 or abs(sum(mix) - 1.0) > 1e-6:
+        raise ValueError(f"rain_mix must be {len(PRESET_CHOICES)} probabilities of "
+                         f"{', '.join(PRESET_CHOICES)} summing to 1, got {mix}")
+    return tuple(float(p) for p in mix)  # type: ignore[return-value]
+
+
 @dataclass
 class TrainingImages:
     """Attributes:
@@ -85,13 +97,9 @@ class PatchSampler:
                             ("clean_fraction", clean_fraction)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
-        if (len(rain_mix) != len(PRESET_CHOICES) or min(rain_mix) < 0
-                or abs(sum(rain_mix) - 1.0) > 1e-6):
-            raise ValueError(f"rain_mix must be {len(PRESET_CHOICES)} probabilities of "
-                             f"{', '.join(PRESET_CHOICES)} summing to 1, got {rain_mix}")
         self.images, self.patch = images, patch
         self.real_fraction, self.clean_fraction = real_fraction, clean_fraction
-        self.rain_mix = tuple(float(p) for p in rain_mix)
+        self.rain_mix = checked_rain_mix(rain_mix)
 
     def _clean_crop(self, rng: np.random.Generator) -> np.ndarray:
         (clean,) = self._crop(rng, self.images.clean[int(rng.integers(len(self.images.clean)))])
