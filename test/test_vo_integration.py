@@ -81,6 +81,10 @@ def test_tracks_bag_through_feature_node(tmp_path: Path) -> None:
         vo.wait_ready()
         ros.wait_for(lambda: ros.node.count_subscribers("/features") >= 2, 30,
                      "siftrain_vo's features subscription")
+        # Our own subscription counts at once; the feature node's publisher must be discovered
+        # too, or its first cloud can reach siftrain_vo but not us (seen once in CI).
+        ros.wait_for(lambda: ros.node.count_publishers("/features") >= 1, 30,
+                     "the feature node's features publisher")
         ros.wait_for(lambda: ros.node.count_publishers("/odometry") >= 1, 30,
                      "siftrain_vo's odometry publisher")
         # 10 Hz bag at rate 0.2: 2 frames/s, well within plain SIFT at half scale on 2 cores.
