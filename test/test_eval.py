@@ -16,6 +16,8 @@ from siftrain_ros.evaluation.recovery import (
     compatible_pairs,
     evaluate,
     pair_files,
+    pooled_recall_by_octave,
+    recall_counts_by_octave,
     recovery_metrics,
     trailing_number,
 )
@@ -41,6 +43,27 @@ def test_clean_vs_itself_and_vs_blank(crop: np.ndarray) -> None:
     blank = recovery_metrics(sift(np.full_like(crop, 128)), reference)
     assert blank.keypoints == 0 and blank.recall == 0.0 and blank.precision == 0.0
     assert recovery_metrics(Features.empty(), reference).recall == 0.0
+
+
+def test_recall_by_octave_splits_recall_by_the_clean_keypoints_scale(crop: np.ndarray) -> None:
+    reference = Sift()(crop)
+    octave = reference.pyramid_octave()
+    assert octave.min() == -1 and octave.max() >= 1  # OpenCV's upsampled base is octave -1
+    # OpenCV's unpackOctave: the low byte, sign-extended.
+    assert np.array_equal(octave, [o & 255 if o & 255 < 128 else -128 | (o & 255)
+                                   for o in reference.octave.tolist()])
+    same = recall_counts_by_octave(reference, reference)
+    assert all(hits == total > 0 for hits, total in same.values())
+    # Without its octave -1 keypoints, a method recovers octave -1 only where a coarser
+    # keypoint happens to be within 2 px and a scale ratio of 1.5 (the protocol allows it).
+    coarse_only = recall_counts_by_octave(reference.select(octave >= 0), reference)
+    hits, total = coarse_only[-1]
+    assert total == (octave == -1).sum() and hits < 0.1 * total
+    assert all(h == t for o, (h, t) in coarse_only.items() if o >= 0)
+    assert sum(t for _, t in coarse_only.values()) == len(reference)
+    pooled = pooled_recall_by_octave([coarse_only, same])
+    assert pooled["-1"] == {"reference": 2.0 * total, "recall": (hits + total) / (2 * total)}
+    assert pooled["0"]["recall"] == 1.0
 
 
 def test_compatible_pairs_radius_and_scale() -> None:
@@ -108,6 +131,9 @@ def test_cli_json_and_plot_on_two_pairs(tmp_path: Path, crop: np.ndarray) -> Non
                                     report["per_image"]["clean"], strict=True):
         assert cut["keypoints"] == min(full["keypoints"], clean_row["keypoints"])
     assert budget["methods"]["rainy"]["recall"] <= report["methods"]["rainy"]["recall"]
+    assert all(row["recall"] == 1.0 for row in report["recall_by_octave"]["clean"].values())
+    assert sum(row["reference"] for row in report["recall_by_octave"]["rainy"].values()) == sum(
+        row["keypoints"] for row in report["per_image"]["clean"])
     assert main(["eval", "--clean", str(tmp_path / "norain"), "--methods", "bogus"]) == 2
 
 

@@ -92,6 +92,24 @@ def print_table(result: dict, title: str) -> None:
     Console().print(table)
 
 
+def print_recall_by_octave(result: dict) -> None:
+    by_octave = result["recall_by_octave"]
+    octaves = sorted({int(o) for rows in by_octave.values() for o in rows})
+    if not octaves:
+        return
+    table = Table(title="Recall by octave of the clean keypoint (-1: the 2x upsampled base)")
+    table.add_column("method", justify="right")
+    for octave in octaves:
+        table.add_column(f"octave {octave}", justify="right")
+    first = next(iter(by_octave.values()))
+    table.add_row("clean keypoints", *(f"{first.get(str(o), {}).get('reference', 0):.0f}"
+                                       for o in octaves))
+    for method, rows in by_octave.items():
+        table.add_row(method, *(f"{rows[str(o)]['recall']:.3f}" if str(o) in rows else ""
+                                for o in octaves))
+    Console().print(table)
+
+
 def save_plot(result: dict, path: Path, title: str) -> None:
     import matplotlib
 
@@ -130,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     print_table(result, title)
     print_table(result["at_clean_budget"],
                 "At the clean image's keypoint count (each method's N strongest by response)")
+    print_recall_by_octave(result)
     for method, m in result["methods"].items():
         if args.rain_gate > 0 and "gated_dry_share" in m:
             print(f"rain gate {args.rain_gate:g}: {method} ran plain SIFT on "

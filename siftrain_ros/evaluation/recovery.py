@@ -115,6 +115,31 @@ def recovery_metrics(method: Features, reference: Features) -> RecoveryMetrics:
     )
 
 
+def recall_counts_by_octave(method: Features, reference: Features) -> dict[int, list[int]]:
+    """Per octave of the *reference* keypoint: ``[recovered, total]`` reference keypoints.
+
+    Splits :attr:`RecoveryMetrics.recall` by scale: octave -1 (OpenCV's upsampled base) holds
+    the finest keypoints, most of a natural image's. Counts, so images pool exactly.
+    """
+    to_method, _ = compatible_pairs(reference.xy, reference.size, method.xy, method.size)
+    octave = reference.pyramid_octave()
+    return {int(o): [int(np.isfinite(to_method[octave == o]).sum()), int((octave == o).sum())]
+            for o in np.unique(octave)}
+
+
+def pooled_recall_by_octave(counts: list[dict[int, list[int]]]) -> dict[str, dict[str, float]]:
+    """``{octave: {"reference": total, "recall": recovered / total}}`` over images (JSON keys
+    are strings)."""
+    pooled: dict[int, list[int]] = {}
+    for image in counts:
+        for octave, (hits, total) in image.items():
+            pooled.setdefault(octave, [0, 0])
+            pooled[octave][0] += hits
+            pooled[octave][1] += total
+    return {str(o): {"reference": float(total), "recall": hits / total if total else 0.0}
+            for o, (hits, total) in sorted(pooled.items())}
+
+
 def mean_metrics(per_image: list[RecoveryMetrics]) -> RecoveryMetrics:
     """Mean of each metric over images (nan-aware for localisation)."""
     if not per_image:
@@ -246,12 +271,14 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
         ``{"methods": {name: mean metrics dict}, "per_image": {name: [metrics dict + "image"]},
         "gap_closed": {name: (recall_m - recall_rainy) / (recall_clean - recall_rainy)},
         "at_clean_budget": {"methods": ..., "gap_closed": ...}}``. The gap needs the rainy and
-        clean methods among ``methods``. ``at_clean_budget`` repeats the means with each
-        method's keypoints cut to the strongest N by response, N = the clean image's count:
-        recall at an equal budget, which more keypoints alone cannot raise (rain adds
-        hundreds of extrema, some of which land near clean keypoints by chance). Rows of ours
-        and l1 also hold the image's ``rain_level`` and ``gated_dry``; their means add
-        ``gated_dry_share``, the share of images the rain gate sent through plain SIFT.
+        clean methods among ``methods``. ``recall_by_octave`` pools the recall per octave of the
+        clean keypoint over images (:func:`recall_counts_by_octave`). ``at_clean_budget``
+        repeats the means with each method's keypoints cut to the strongest N by response, N =
+        the clean image's count: recall at an equal budget, which more keypoints alone cannot
+        raise (rain adds hundreds of extrema, some of which land near clean keypoints by
+        chance). Rows of ours and l1 also hold the image's ``rain_level`` and ``gated_dry``;
+        their means add ``gated_dry_share``, the share of images the rain gate sent through
+        plain SIFT.
     """
     from ..frontend import FrontEndResult
     from ..sift import Sift
@@ -260,6 +287,7 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
     sift = Sift(device=device)
     per_image: dict[str, list[dict]] = {m: [] for m in methods}
     budgeted: dict[str, list[dict]] = {m: [] for m in methods}
+    by_octave: dict[str, list[dict[int, list[int]]]] = {m: [] for m in methods}
     iterator = images
     if progress:
         from tqdm import tqdm
@@ -275,11 +303,13 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
                 gate = {"rain_level": result.rain_level, "gated_dry": result.gated_dry}
             metrics = recovery_metrics(features, reference).as_dict()
             per_image[method].append({"image": name, **metrics, **gate})
+            by_octave[method].append(recall_counts_by_octave(features, reference))
             at_budget = recovery_metrics(features.strongest(len(reference)), reference)
             budgeted[method].append({"image": name, **at_budget.as_dict(), **gate})
     means, gap = _summary(per_image)
     budget_means, budget_gap = _summary(budgeted)
     return {"methods": means, "per_image": per_image, "gap_closed": gap,
+            "recall_by_octave": {m: pooled_recall_by_octave(c) for m, c in by_octave.items()},
             "at_clean_budget": {"methods": budget_means, "gap_closed": budget_gap,
                                 "per_image": budgeted}}
 

@@ -52,6 +52,11 @@ class Features:
         """Subset by boolean mask or indices."""
         return Features(*(getattr(self, name)[index] for name in FIELDS))
 
+    def pyramid_octave(self) -> np.ndarray:
+        """(N,) int32 octave of each keypoint, unpacked from :attr:`octave` (-1: OpenCV's 2x
+        upsampled base, 0: the input resolution, k: downsampled 2^k)."""
+        return (self.octave & 255).astype(np.uint8).view(np.int8).astype(np.int32)
+
     def strongest(self, count: int) -> Features:
         """The ``count`` keypoints with the largest response (all if ``count`` <= 0)."""
         if count <= 0 or len(self) <= count:
