@@ -3,6 +3,7 @@ loss reacts to extrema that move or vanish."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,9 +16,9 @@ from siftrain_ros.losses import (
     keypoint_mask,
     make_loss,
 )
-from siftrain_ros.losses.common import TRAIN_SIFT
+from siftrain_ros.losses.common import TRAIN_SIFT, training_sift
 from siftrain_ros.losses.interest_point import prefilter_threshold
-from siftrain_ros.sift import build_scale_space
+from siftrain_ros.sift import Sift, build_scale_space
 from siftrain_ros.sift.detect import extrema_mask
 
 SIZE = 48
@@ -139,3 +140,27 @@ def test_recall_weight_one_is_the_plain_union_and_invalid_values_raise() -> None
     with pytest.raises(ValueError, match="dprnet loss only"):
         make_loss("l1", recall_weight=2.0)
     assert make_loss("dprnet", recall_weight=3.0).recall_weight == 3.0
+
+
+def test_upsampled_octave_sees_the_fine_keypoints_rounds_1_to_7_missed() -> None:
+    """A sigma-2 px blob is a keypoint of octave -1 only: the detector finds it there, the
+    training pyramid without that octave has no extremum for it (an output that loses it costs
+    no interest point loss), and the pyramid with it does."""
+    clean = blob(24, 24, sigma=2.0)
+    found = Sift()((clean[0, 0].numpy() * 255).astype(np.uint8))
+    assert len(found) > 0
+    assert set(((found.octave & 255).astype(np.int8)).tolist()) == {-1}
+    missing = torch.full_like(clean, 0.3)
+
+    def ip(upsampled: bool) -> float:
+        config = training_sift(upsampled)
+        return float(interest_point_loss(build_scale_space(missing * 255, config).dogs,
+                                         build_scale_space(clean * 255, config).dogs, config))
+
+    assert ip(False) == 0.0
+    assert ip(True) > 0.5
+    assert make_loss("dprnet", upsampled_octave=True).config.upsample
+    assert make_loss("ggirnet", upsampled_octave=True).config.upsample
+    assert not make_loss("dprnet").config.upsample
+    with pytest.raises(ValueError, match="upsampled_octave"):
+        make_loss("l1", upsampled_octave=True)

@@ -37,7 +37,8 @@ def trainer(tmp_path: Path, kind: str = "l1", seed: int = 0, steps: int = 4, **k
     config = TrainConfig(kind=kind, steps=steps, batch=2, patch=PATCH, lr=kw.pop("lr", 1e-3),
                          seed=seed, out=tmp_path, val_every=0, net_overrides=TINY_NET,
                          validate_dry=kw.pop("validate_dry", False),
-                         recall_weight=kw.pop("recall_weight", 1.0))
+                         recall_weight=kw.pop("recall_weight", 1.0),
+                         upsampled_octave=kw.pop("upsampled_octave", False))
     sampler = PatchSampler(kw.pop("data", images()), PATCH, kw.pop("real_fraction", 0.3))
     return Trainer(config, sampler, kw.pop("val_pairs", []), log=lambda _: None)
 
@@ -65,6 +66,13 @@ def test_recall_weight_reaches_the_dprnet_loss_and_is_refused_elsewhere(tmp_path
     assert trainer(tmp_path, "dprnet", recall_weight=3.0).loss.recall_weight == 3.0
     with pytest.raises(ValueError, match="dprnet loss only"):
         trainer(tmp_path, "l1", recall_weight=3.0)
+
+
+@pytest.mark.parametrize("kind", ["dprnet", "ggirnet"])
+def test_upsampled_octave_reaches_the_scale_space_losses(tmp_path: Path, kind: str) -> None:
+    t = trainer(tmp_path, kind, steps=1, upsampled_octave=True)
+    assert t.loss.config.upsample
+    assert all(np.isfinite(v) for v in t.train_step().values())
 
 
 def state(t: Trainer) -> dict[str, torch.Tensor]:
@@ -113,12 +121,13 @@ def test_cli_trains_and_exports_loadable_weights(tmp_path: Path) -> None:
     weights = tmp_path / "w" / "dprnet_lite.safetensors"
     code = main(["train", "dprnet", "--steps", "1", "--batch", "1", "--patch", "32",
                  "--clean-fraction", "0.5", "--val-dry", "--recall-weight", "2",
-                 "--val-pairs", "0", "--data", str(data), "--out", str(tmp_path / "ckpt"),
-                 "--export", str(weights)])
+                 "--upsampled-octave", "--val-pairs", "0", "--data", str(data),
+                 "--out", str(tmp_path / "ckpt"), "--export", str(weights)])
     assert code == 0
     assert (tmp_path / "ckpt" / "summary.json").is_file()
     saved = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=False)
     assert saved["config"]["recall_weight"] == 2.0
+    assert saved["config"]["upsampled_octave"] is True
     net = load_net("dprnet", "lite", weights.parent)
     assert net(torch.zeros(1, 1, 16, 16)).shape == (1, 1, 16, 16)
 

@@ -67,6 +67,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recall-weight", type=float, default=1.0, metavar="R",
                    help="dprnet: weight of the clean image's keypoints in the interest point "
                         "loss relative to the output's (>= 1; default 1, as rounds 1-4)")
+    p.add_argument("--upsampled-octave", action="store_true",
+                   help="dprnet/ggirnet: include OpenCV's 2x upsampled octave -1 in the loss "
+                        "pyramids (most keypoints live there; ~3x slower dprnet steps; off as "
+                        "rounds 1-7)")
     p.add_argument("--real-fraction", type=float, default=0.3, metavar="F",
                    help="share of the rainy crops taken from the real Rain100H 1..80 pairs "
                         "(heavy rain); the rest get synthetic rain (default 0.3)")
@@ -90,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
                          lr=args.lr, seed=args.seed, device=args.device,
                          out=args.out or Path("checkpoints") / args.kind,
                          val_every=args.val_every, time_limit_s=args.time_limit,
-                         validate_dry=args.val_dry, recall_weight=args.recall_weight)
+                         validate_dry=args.val_dry, recall_weight=args.recall_weight,
+                         upsampled_octave=args.upsampled_octave)
     sampler = PatchSampler(load_training_images(root, use_tum=args.use_tum), args.patch,
                            real_fraction=args.real_fraction,
                            clean_fraction=args.clean_fraction, rain_mix=args.rain_mix)

@@ -50,6 +50,8 @@ class TrainConfig:
             a dry image must leave its keypoints where they are.
         recall_weight: dprnet only: weight of the clean keypoints in the interest point loss
             (see :func:`~siftrain_ros.losses.interest_point_loss`); 1 as rounds 1-4.
+        upsampled_octave: dprnet and ggirnet: build the loss pyramids with OpenCV's 2x
+            upsampled octave -1, where most keypoints are detected (off as rounds 1-7).
     """
 
     kind: str
@@ -66,6 +68,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     validate_dry: bool = False
     recall_weight: float = 1.0
+    upsampled_octave: bool = False
 
 
 DRY_PREFIX = "dry_"
@@ -114,7 +117,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.net: DerainNet = build_net(ARCHITECTURE[config.kind], "lite",
                                         **config.net_overrides).to(self.device)
-        self.loss = make_loss(config.kind, config.recall_weight)
+        self.loss = make_loss(config.kind, config.recall_weight, config.upsampled_octave)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         self.rng = np.random.default_rng(config.seed)
         self.step = 0
