@@ -9,9 +9,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 
 from siftrain_ros.cli import main
-from siftrain_ros.frontend.weights import load_net
+from siftrain_ros.frontend.weights import MissingWeightsError, load_net, save_net
+from siftrain_ros.nets import build_net
 from siftrain_ros.rain import RainParams, add_rain
 from siftrain_ros.training import PatchSampler, TrainConfig, Trainer, TrainingImages
 from siftrain_ros.training.trainer import DRY_PREFIX, validation_score
@@ -130,6 +132,47 @@ def test_cli_trains_and_exports_loadable_weights(tmp_path: Path) -> None:
     assert saved["config"]["upsampled_octave"] is True
     net = load_net("dprnet", "lite", weights.parent)
     assert net(torch.zeros(1, 1, 16, 16)).shape == (1, 1, 16, 16)
+    # Fine-tune the export: the new export names the weights it started from.
+    tuned = tmp_path / "w2" / "l1_lite.safetensors"
+    assert main(["train", "l1", "--steps", "1", "--batch", "1", "--patch", "32",
+                 "--val-pairs", "0", "--data", str(data), "--out", str(tmp_path / "ckpt2"),
+                 "--init", str(weights), "--export", str(tuned)]) == 0
+    with safe_open(str(tuned), "pt") as exported:
+        assert exported.metadata()["init_weights"] == weights.name
+
+
+def test_init_starts_a_fresh_run_from_saved_weights(tmp_path: Path) -> None:
+    source = trainer(tmp_path / "a", seed=0)
+    source.fit()
+    weights = tmp_path / "w.safetensors"
+    save_net(source.net, weights)
+    tuned = trainer(tmp_path / "b", seed=1)  # another seed: another random initialisation
+    tuned.initialize_from(weights)
+    assert all(torch.equal(v, tuned.net.state_dict()[k]) for k, v in state(source).items())
+    assert tuned.step == 0 and tuned.config.init_weights == str(weights)
+    tuned.fit()
+    assert tuned.step == 4
+    assert not all(torch.equal(v, tuned.net.state_dict()[k]) for k, v in state(source).items())
+
+
+def test_init_refuses_missing_or_misfitting_weights(tmp_path: Path) -> None:
+    t = trainer(tmp_path, "l1")
+    with pytest.raises(MissingWeightsError, match="not found"):
+        t.initialize_from(tmp_path / "absent.safetensors")
+    other = tmp_path / "other.safetensors"
+    save_net(build_net("ggirnet", "lite", **TINY_NET), other)
+    with pytest.raises(MissingWeightsError, match="does not fit"):
+        t.initialize_from(other)
+    t.train_step()
+    with pytest.raises(ValueError, match="already at step 1"):
+        t.initialize_from(other)
+
+
+def test_cli_init_excludes_resume(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "l1", "--resume", "--init", str(tmp_path / "w.safetensors")])
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def _draws(sampler: PatchSampler, count: int = 40) -> list[tuple[np.ndarray, np.ndarray]]:

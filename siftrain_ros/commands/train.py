@@ -48,7 +48,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None, metavar="CKPT_DIR",
                    help="checkpoint directory (default checkpoints/<kind>)")
-    p.add_argument("--resume", action="store_true", help="continue from CKPT_DIR/last.pt")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue from CKPT_DIR/last.pt")
+    start.add_argument("--init", type=Path, default=None, metavar="WEIGHTS.safetensors",
+                       help="start a new run from these weights (e.g. the shipped ones) "
+                            "instead of a random net: fine-tuning, new optimizer, step 0")
     p.add_argument("--val-every", type=int, default=100, metavar="K")
     p.add_argument("--val-pairs", type=int, default=4, metavar="N",
                    help="Rain100H validation pairs 81..80+N used to pick the best checkpoint")
@@ -103,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(config, sampler, val)
     if args.resume:
         trainer.resume()
+    elif args.init:
+        trainer.initialize_from(args.init)
     if args.restart_selection:
         trainer.restart_selection()
     summary = trainer.fit()
@@ -122,7 +128,9 @@ def export_best(config: TrainConfig, target: Path, summary: dict) -> None:
                        weights_only=False)
     net = build_net(ARCHITECTURE[config.kind], "lite", **config.net_overrides)
     net.load_state_dict(state["model"])
-    save_net(net, target, metadata={"kind": config.kind, "step": str(state["step"]),
-                                    "val_score": f"{state['best_score']:.4f}",
-                                    "steps_run": str(summary["steps"])})
+    metadata = {"kind": config.kind, "step": str(state["step"]),
+                "val_score": f"{state['best_score']:.4f}", "steps_run": str(summary["steps"])}
+    if state["config"].get("init_weights"):
+        metadata["init_weights"] = Path(state["config"]["init_weights"]).name
+    save_net(net, target, metadata=metadata)
     print(f"exported step {state['step']} (val score {state['best_score']:.4f}) -> {target}")

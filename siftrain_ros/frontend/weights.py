@@ -41,13 +41,28 @@ def load_net(name: str, preset: str = "lite", directory: Path | None = None) -> 
     if not path.is_file():
         raise MissingWeightsError(f"weights file {path} not found (train with `siftrain train "
                                   f"{name}` or reinstall the package)")
+    load_weights_into(net, path, f"{preset} {kind}")
+    return net.eval()
+
+
+def load_weights_into(net: torch.nn.Module, path: Path, description: str) -> None:
+    """Load a safetensors file into ``net`` in place.
+
+    Args:
+        net: the network, built with the architecture the file was saved from.
+        path: the ``.safetensors`` file.
+        description: how error messages name the network, e.g. ``"lite dprnet"``.
+
+    Raises:
+        MissingWeightsError: the file is missing, truncated or does not fit ``net``.
+    """
+    if not path.is_file():
+        raise MissingWeightsError(f"weights file {path} not found")
     try:
-        state = load_file(str(path))
-        net.load_state_dict(state)
+        net.load_state_dict(load_file(str(path)))
     except (SafetensorError, RuntimeError, OSError) as error:
         raise MissingWeightsError(f"weights file {path} is unreadable or does not fit the "
-                                  f"{preset} {kind} network: {error}") from error
-    return net.eval()
+                                  f"{description} network: {error}") from error
 
 
 def load_derain_nets(model: str = "ours", preset: str = "lite", directory: Path | None = None

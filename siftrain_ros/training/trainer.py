@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from ..device import resolve_device
 from ..evaluation.recovery import mean_metrics, recovery_metrics
+from ..frontend.weights import load_weights_into
 from ..losses import make_loss
 from ..nets import DerainNet, build_net
 from ..sift import Features, Sift
@@ -52,6 +53,9 @@ class TrainConfig:
             (see :func:`~siftrain_ros.losses.interest_point_loss`); 1 as rounds 1-4.
         upsampled_octave: dprnet and ggirnet: build the loss pyramids with OpenCV's 2x
             upsampled octave -1, where most keypoints are detected (off as rounds 1-7).
+        init_weights: a safetensors file (e.g. the shipped weights) to start a fresh run
+            from instead of a random initialisation: fine-tuning, with a new optimizer and
+            step 0. Kept here only as provenance; :meth:`Trainer.initialize_from` loads it.
     """
 
     kind: str
@@ -69,6 +73,7 @@ class TrainConfig:
     validate_dry: bool = False
     recall_weight: float = 1.0
     upsampled_octave: bool = False
+    init_weights: str | None = None
 
 
 DRY_PREFIX = "dry_"
@@ -159,9 +164,28 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.best_score = state["step"], state["best_score"]
         self.history = state["history"]
+        # A fine-tuned run stays marked as such across resumes (export provenance).
+        self.config.init_weights = state["config"].get("init_weights")
         self.rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
         self.log(f"resumed {path} at step {self.step}")
+
+    def initialize_from(self, path: Path) -> None:
+        """Start this fresh run from the network weights in ``path`` (safetensors).
+
+        Only the weights are taken: optimizer, step and random states stay those of a new
+        run, so the learning-rate schedule starts over (fine-tuning the shipped weights on
+        new data or with a new loss). To continue an interrupted run, use :meth:`resume`.
+
+        Raises:
+            MissingWeightsError: the file is missing, unreadable or does not fit the net.
+            ValueError: the run has already taken steps.
+        """
+        if self.step:
+            raise ValueError(f"initialize_from on a run already at step {self.step}")
+        load_weights_into(self.net, path, f"lite {ARCHITECTURE[self.config.kind]}")
+        self.config.init_weights = str(path)
+        self.log(f"initialised {self.config.kind} from {path}")
 
     def restart_selection(self) -> None:
         """Forget the best score so far; :meth:`fit` then validates the current weights first.
