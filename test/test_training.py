@@ -168,8 +168,7 @@ def test_init_refuses_missing_or_misfitting_weights(tmp_path: Path) -> None:
         t.initialize_from(other)
 
 
-def test_cli_init_excludes_resume(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture) -> None:
+def test_cli_init_excludes_resume(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         main(["train", "l1", "--resume", "--init", str(tmp_path / "w.safetensors")])
     assert "not allowed with argument" in capsys.readouterr().err
