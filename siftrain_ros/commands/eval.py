@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import textwrap
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
 
+from ..evaluation.contrast_sweep import parse_thresholds
 from ..evaluation.recovery import METHODS, evaluate, image_files, pair_files, trailing_number
 from ..frontend import FrontEndConfig
 from ..frontend.arguments import add_rain_gate_arguments
@@ -39,9 +42,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--weights-dir", type=Path, default=None)
     add_rain_gate_arguments(p, 0.0, 0.0)
+    p.add_argument("--contrast-thresholds", type=_thresholds, default=(), metavar="T,T,...",
+                   help="also sweep SIFT's contrast threshold of rainy, l1 and ours (OpenCV "
+                        "units, e.g. 0.04,0.03,0.02,0.015,0.01; the clean reference keeps "
+                        "0.04): recall and matching accuracy per threshold")
     p.add_argument("--json", type=Path, metavar="OUT")
     p.add_argument("--plot", type=Path, metavar="OUT.png")
+    p.add_argument("--sweep-plot", type=Path, metavar="OUT.png",
+                   help="with --contrast-thresholds: recall against matching accuracy per method")
     p.set_defaults(run=run)
+
+
+def _thresholds(text: str) -> tuple[float, ...]:
+    try:
+        return parse_thresholds(text)
+    except ValueError as error:  # argparse shows an ArgumentTypeError's own message
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _in_range(path: Path, numbers: str | None) -> bool:
@@ -110,11 +126,53 @@ def print_recall_by_octave(result: dict) -> None:
     Console().print(table)
 
 
-def save_plot(result: dict, path: Path, title: str) -> None:
+def print_contrast_sweep(sweep: dict) -> None:
+    table = Table(title="Along SIFT's contrast threshold (the clean reference keeps 0.04)")
+    for column in ("method", "threshold", "keypoints", "recall", "precision", "matching acc."):
+        table.add_column(column, justify="right")
+    for method, rows in sweep.items():
+        for row in rows:
+            table.add_row(method, f"{row['contrast_threshold']:g}", f"{row['keypoints']:.0f}",
+                          f"{row['recall']:.3f}", f"{row['precision']:.3f}",
+                          f"{row['matching_accuracy']:.3f}")
+    Console().print(table)
+
+
+def _pyplot() -> ModuleType:
+    """matplotlib.pyplot, headless, imported only when a plot is asked for."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_sweep_plot(sweep: dict, path: Path, title: str) -> None:
+    """Recall (y) against matching accuracy (x), one line per method, points labelled with
+    their threshold: up and to the right is better on both."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for method, rows in sweep.items():
+        x = [r["matching_accuracy"] for r in rows]
+        y = [r["recall"] for r in rows]
+        ax.plot(x, y, marker="o", label=method)
+        for r, xi, yi in zip(rows, x, y, strict=True):
+            ax.annotate(f"{r['contrast_threshold']:g}", (xi, yi), fontsize=7,
+                        textcoords="offset points", xytext=(3, 3))
+    ax.set_xlabel("matching accuracy")
+    ax.set_ylabel("recall of the clean keypoints")
+    ax.set_title(textwrap.fill(title, 80), fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def save_plot(result: dict, path: Path, title: str) -> None:
+    plt = _pyplot()
 
     metrics = ("recall", "precision", "matching_accuracy")
     methods = list(result["methods"])
@@ -140,8 +198,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown method(s) {unknown}; expected some of {', '.join(METHODS)}")
     images = load_images(args)
     gates = FrontEndConfig(rain_gate=args.rain_gate, local_rain_gate=args.local_rain_gate)
+    if args.sweep_plot and not args.contrast_thresholds:
+        raise ValueError("--sweep-plot needs --contrast-thresholds")
     result = evaluate(images, methods, args.device, args.weights_dir, progress=True,
-                      frontend=gates)
+                      frontend=gates, contrast_thresholds=args.contrast_thresholds)
     source = (f"{args.clean} + synthetic {args.synthetic_rain} rain (seed {args.seed})"
               if args.synthetic_rain else f"{args.rainy} vs {args.clean}")
     title = f"SIFT keypoint recovery, {len(images)} images: {source}"
@@ -149,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
     print_table(result["at_clean_budget"],
                 "At the clean image's keypoint count (each method's N strongest by response)")
     print_recall_by_octave(result)
+    if "contrast_sweep" in result:
+        print_contrast_sweep(result["contrast_sweep"])
     for method, m in result["methods"].items():
         if args.rain_gate > 0 and "gated_dry_share" in m:
             print(f"rain gate {args.rain_gate:g}: {method} ran plain SIFT on "
@@ -163,4 +225,6 @@ def run(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(report, indent=2, allow_nan=True))
     if args.plot:
         save_plot(result, args.plot, title)
+    if args.sweep_plot:
+        save_sweep_plot(result["contrast_sweep"], args.sweep_plot, title)
     return 0

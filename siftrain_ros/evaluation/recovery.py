@@ -7,13 +7,15 @@ a scale (size) ratio within 1.5.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..sift import Features
+from ..sift import Features, SiftConfig
+from .contrast_sweep import above_contrast, detection_config
 from .matching import ratio_matches
 
 if TYPE_CHECKING:
@@ -224,7 +226,8 @@ METHODS = ("rainy", "l1", "ours", "clean")
 
 def method_extractors(methods: list[str], device: str = "cpu",
                       weights_dir: Path | None = None,
-                      frontend: FrontEndConfig | None = None) -> dict:
+                      frontend: FrontEndConfig | None = None,
+                      detection: SiftConfig | None = None) -> dict:
     """A callable ``(rainy, clean) -> Features | FrontEndResult`` per method name (None for
     "clean", whose features are the reference itself; ours and l1 return the front end's
     result, which also says how rainy the net found the image).
@@ -232,7 +235,8 @@ def method_extractors(methods: list[str], device: str = "cpu",
     rainy: SIFT on the rainy image; clean: SIFT on the clean image (upper bound); ours: the
     front end with the shipped DPRNet + GGIRNet; l1: the front end with the pixel-L1 ablation.
     ``frontend`` configures ours and l1 (default ``FrontEndConfig()``: no gates, so the
-    networks' outputs are measured as they are).
+    networks' outputs are measured as they are). ``detection``, where given, replaces the SIFT
+    parameters of rainy, ours and l1 (a contrast sweep detects once at its lowest threshold).
 
     Raises:
         ValueError: unknown method. MissingWeightsError: weights absent.
@@ -240,7 +244,10 @@ def method_extractors(methods: list[str], device: str = "cpu",
     from ..frontend import FeatureFrontEnd, FrontEndConfig, TorchBackend, load_derain_nets
     from ..sift import Sift
 
-    sift = Sift(device=device)
+    config = frontend or FrontEndConfig()
+    if detection is not None:
+        config = replace(config, sift=detection)
+    sift = Sift(config.sift, device=device)
     extractors = {}
     for name in methods:
         if name == "rainy":
@@ -249,8 +256,7 @@ def method_extractors(methods: list[str], device: str = "cpu",
             extractors[name] = None  # the reference itself; see evaluate
         elif name in ("ours", "l1"):
             nets = load_derain_nets(name, "lite", weights_dir)
-            front = FeatureFrontEnd(frontend or FrontEndConfig(),
-                                    TorchBackend(*nets, device=device))
+            front = FeatureFrontEnd(config, TorchBackend(*nets, device=device))
             extractors[name] = lambda rainy, clean, front=front: front(rainy)
         else:
             raise ValueError(f"unknown method {name!r}; expected some of {', '.join(METHODS)}")
@@ -259,13 +265,16 @@ def method_extractors(methods: list[str], device: str = "cpu",
 
 def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str],
              device: str = "cpu", weights_dir: Path | None = None,
-             progress: bool = False, frontend: FrontEndConfig | None = None) -> dict:
+             progress: bool = False, frontend: FrontEndConfig | None = None,
+             contrast_thresholds: Sequence[float] = ()) -> dict:
     """Run every method on every (name, rainy, clean) image and compute the metrics.
 
     Args:
         images: (name, rainy (H, W) uint8, clean (H, W) uint8) triples.
         methods: names from :data:`METHODS`.
         frontend: the front-end configuration of ours and l1 (default: no gates).
+        contrast_thresholds: SIFT contrast thresholds (OpenCV units) to sweep rainy, l1 and
+            ours over (:mod:`.contrast_sweep`); empty: none.
 
     Returns:
         ``{"methods": {name: mean metrics dict}, "per_image": {name: [metrics dict + "image"]},
@@ -278,12 +287,19 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
         raise (rain adds hundreds of extrema, some of which land near clean keypoints by
         chance). Rows of ours and l1 also hold the image's ``rain_level`` and ``gated_dry``;
         their means add ``gated_dry_share``, the share of images the rain gate sent through
-        plain SIFT.
+        plain SIFT. ``contrast_sweep`` (only with ``contrast_thresholds``) holds, per method
+        but clean, one mean-metrics row per threshold, highest first, each with its
+        ``contrast_threshold``.
     """
-    from ..frontend import FrontEndResult
+    from ..frontend import FrontEndConfig, FrontEndResult
     from ..sift import Sift
 
-    extractors = method_extractors(methods, device, weights_dir, frontend)
+    main_config = (frontend or FrontEndConfig()).sift
+    extractors = method_extractors(methods, device, weights_dir, frontend,
+                                   detection_config(main_config, contrast_thresholds))
+    threshold, layers = main_config.contrast_threshold, main_config.n_octave_layers
+    swept = {m: {t: [] for t in sorted(set(contrast_thresholds), reverse=True)}
+             for m in methods if m != "clean"}
     sift = Sift(device=device)
     per_image: dict[str, list[dict]] = {m: [] for m in methods}
     budgeted: dict[str, list[dict]] = {m: [] for m in methods}
@@ -297,10 +313,14 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
         reference = sift(clean)
         for method, extract in extractors.items():
             result = reference if extract is None else extract(rainy, clean)
-            features, gate = result, {}
+            detected, gate = result, {}
             if isinstance(result, FrontEndResult):
-                features = result.features
+                detected = result.features
                 gate = {"rain_level": result.rain_level, "gated_dry": result.gated_dry}
+            features = above_contrast(detected, threshold, layers)
+            for t, rows in swept.get(method, {}).items():
+                rows.append(recovery_metrics(above_contrast(detected, t, layers),
+                                             reference).as_dict())
             metrics = recovery_metrics(features, reference).as_dict()
             per_image[method].append({"image": name, **metrics, **gate})
             by_octave[method].append(recall_counts_by_octave(features, reference))
@@ -308,10 +328,16 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
             budgeted[method].append({"image": name, **at_budget.as_dict(), **gate})
     means, gap = _summary(per_image)
     budget_means, budget_gap = _summary(budgeted)
-    return {"methods": means, "per_image": per_image, "gap_closed": gap,
-            "recall_by_octave": {m: pooled_recall_by_octave(c) for m, c in by_octave.items()},
-            "at_clean_budget": {"methods": budget_means, "gap_closed": budget_gap,
-                                "per_image": budgeted}}
+    out = {"methods": means, "per_image": per_image, "gap_closed": gap,
+           "recall_by_octave": {m: pooled_recall_by_octave(c) for m, c in by_octave.items()},
+           "at_clean_budget": {"methods": budget_means, "gap_closed": budget_gap,
+                               "per_image": budgeted}}
+    if contrast_thresholds:
+        out["contrast_sweep"] = {
+            m: [{"contrast_threshold": t, **mean_metrics(
+                [RecoveryMetrics(**r) for r in rows]).as_dict()} for t, rows in by_t.items()]
+            for m, by_t in swept.items()}
+    return out
 
 
 def _summary(per_image: dict[str, list[dict]]) -> tuple[dict, dict]:
