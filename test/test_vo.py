@@ -263,3 +263,22 @@ def test_eval_vo_rain_gate_above_every_frame_makes_ours_plain_sift(shared_data: 
     assert report["rain_gate"] == 255
     assert report["keypoints_mean"]["ours"] == report["keypoints_mean"]["rainy"]
     assert report["summary"]["ours"] == report["summary"]["rainy"]
+
+
+def test_eval_vo_contrast_threshold_reaches_every_method(shared_data: Path,
+                                                          tmp_path: Path) -> None:
+    root = shared_data / "tum_fr2_desk"
+    args = ["eval-vo", "--frames", str(root), "--poses", str(root / "groundtruth_subset.txt"),
+            "--associations", str(root / "associations.txt"),
+            "--intrinsics", "520.9,521.0,325.1,249.7", "--methods", "rainy,clean",
+            "--gaps", "1", "--limit", "3", "--scale", "0.5"]
+    counts = {}
+    for threshold in ("0.04", "0.08"):
+        out = tmp_path / f"vo{threshold}.json"
+        assert cli_main([*args, "--contrast-threshold", threshold, "--json", str(out)]) == 0
+        report = json.loads(out.read_text())
+        assert report["contrast_threshold"] == float(threshold)
+        counts[threshold] = report["keypoints_mean"]
+    for method in ("rainy", "clean"):
+        assert counts["0.08"][method] < counts["0.04"][method]
+    assert cli_main([*args, "--contrast-threshold", "-1"]) == 2

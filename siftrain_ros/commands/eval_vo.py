@@ -15,6 +15,7 @@ import numpy as np
 from ..frontend import FrontEndConfig
 from ..frontend.arguments import add_rain_gate_arguments
 from ..rain.params import Intensity
+from ..sift import SiftConfig
 
 
 def _int_list(text: str) -> list[int]:
@@ -48,6 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=float, default=1.0,
                    help="front-end processing scale (keypoints stay in input pixels)")
     p.add_argument("--ratio", type=float, default=0.8, help="Lowe ratio")
+    p.add_argument("--contrast-threshold", type=float, default=SiftConfig.contrast_threshold,
+                   metavar="T", help="SIFT contrast threshold of every method (OpenCV units, "
+                                     "default %(default)g)")
     p.add_argument("--ransac-threshold", type=float, default=1.0, metavar="PX")
     p.add_argument("--estimator", choices=("ransac", "usac_accurate"), default="usac_accurate",
                    help="essential-matrix estimator (docs/odometry.md)")
@@ -64,7 +68,7 @@ def _extractors(methods: list[str], ours: FrontEndConfig, weights_dir: Path | No
     the derained method's front-end configuration; the others run plain SIFT at its scale."""
     from ..frontend import FeatureFrontEnd, make_backend
 
-    plain = FeatureFrontEnd(FrontEndConfig(derain=False, scale=ours.scale))
+    plain = FeatureFrontEnd(FrontEndConfig(derain=False, scale=ours.scale, sift=ours.sift))
     out = {}
     for method in methods:
         if method == "clean":
@@ -193,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
     digests = weights_digests(args.weights_dir) if "ours" in methods else {}
     start = time.perf_counter()
     ours = FrontEndConfig(derain=True, scale=args.scale, rain_gate=args.rain_gate,
-                          local_rain_gate=args.local_rain_gate)
+                          local_rain_gate=args.local_rain_gate,
+                          sift=SiftConfig(contrast_threshold=args.contrast_threshold))
     features, extract_ms = compute_features(frames, methods, args.rain, args.rain_preset,
                                             args.seed, ours, args.weights_dir)
     result = evaluate_pairs(features, poses, gaps, intrinsics, MatchConfig(ratio=args.ratio),
@@ -222,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
             "scale": args.scale, "intrinsics": [intrinsics.fx, intrinsics.fy, intrinsics.cx,
                                                 intrinsics.cy],
             "distortion": list(intrinsics.distortion), "ratio": args.ratio,
+            "contrast_threshold": args.contrast_threshold,
             "ransac_threshold_px": args.ransac_threshold, "estimator": args.estimator,
             "keypoints_mean": {m: float(np.mean([len(f) for f in features[m]]))
                                for m in methods},
