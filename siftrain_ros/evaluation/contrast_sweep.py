@@ -16,6 +16,7 @@ The networks and the scale space run once per image.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -73,8 +74,6 @@ def detection_config(config: SiftConfig, thresholds: Sequence[float]) -> SiftCon
         ValueError: a sweep with ``max_keypoints`` set: the strongest N at a low threshold are
             not the strongest N at a higher one, so filtering would not be exact.
     """
-    from dataclasses import replace
-
     if thresholds and config.max_keypoints:
         raise ValueError("a contrast sweep needs max_keypoints 0 (all keypoints)")
     lowest = min([config.contrast_threshold, *thresholds])

@@ -318,10 +318,10 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
                 detected = result.features
                 gate = {"rain_level": result.rain_level, "gated_dry": result.gated_dry}
             features = above_contrast(detected, threshold, layers)
-            for t, rows in swept.get(method, {}).items():
-                rows.append(recovery_metrics(above_contrast(detected, t, layers),
-                                             reference).as_dict())
             metrics = recovery_metrics(features, reference).as_dict()
+            for t, rows in swept.get(method, {}).items():
+                rows.append(metrics if t == threshold else recovery_metrics(
+                    above_contrast(detected, t, layers), reference).as_dict())
             per_image[method].append({"image": name, **metrics, **gate})
             by_octave[method].append(recall_counts_by_octave(features, reference))
             at_budget = recovery_metrics(features.strongest(len(reference)), reference)
