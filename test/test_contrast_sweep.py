@@ -72,6 +72,18 @@ def test_sweep_rows_agree_with_the_main_metrics(pair: tuple[np.ndarray, np.ndarr
     assert recalls == sorted(recalls)
 
 
+def test_sweep_reaches_the_derained_front_end(pair: tuple[np.ndarray, np.ndarray]) -> None:
+    """ours detects at the sweep's lowest threshold too (the front end gets the detection
+    config), and its 0.04 row is the unswept one."""
+    rainy, clean = pair
+    images = [("a", rainy, clean)]
+    plain = evaluate(images, ["ours", "clean"])
+    swept = evaluate(images, ["ours", "clean"], contrast_thresholds=(0.04, 0.01))
+    assert swept["methods"]["ours"] == plain["methods"]["ours"]
+    high, low = swept["contrast_sweep"]["ours"]
+    assert high["keypoints"] == plain["methods"]["ours"]["keypoints"] < low["keypoints"]
+
+
 def test_cli_sweep_table_json_and_plot(tmp_path: Path, pair: tuple[np.ndarray, np.ndarray],
                                        capsys: pytest.CaptureFixture[str]) -> None:
     rainy, clean = pair
