@@ -123,7 +123,7 @@ def test_cli_trains_and_exports_loadable_weights(tmp_path: Path) -> None:
     weights = tmp_path / "w" / "dprnet_lite.safetensors"
     code = main(["train", "dprnet", "--steps", "1", "--batch", "1", "--patch", "32",
                  "--clean-fraction", "0.5", "--val-dry", "--recall-weight", "2",
-                 "--upsampled-octave", "--val-pairs", "0", "--data", str(data),
+                 "--upsampled-octave", "--augment", "--val-pairs", "0", "--data", str(data),
                  "--out", str(tmp_path / "ckpt"), "--export", str(weights)])
     assert code == 0
     assert (tmp_path / "ckpt" / "summary.json").is_file()

@@ -11,6 +11,7 @@ import torch
 from ..frontend.weights import save_net
 from ..nets import build_net
 from ..training import (
+    Augmentation,
     PatchSampler,
     TrainConfig,
     Trainer,
@@ -82,6 +83,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    metavar="L,M,H",
                    help="probabilities of light, medium and heavy synthetic rain (default "
                         f"{','.join(f'{p:g}' for p in PRESET_PROBABILITIES)}, as rounds 1-6)")
+    p.add_argument("--augment", action="store_true",
+                   help="vary every crop: downscale by up to 2x, flips (and 90-degree turns of "
+                        "backgrounds that get synthetic rain), contrast 0.6-1.0, brightness "
+                        "+-15 (off: position and a horizontal flip only, as rounds 1-10)")
     p.add_argument("--use-tum", action="store_true",
                    help="also train on the TUM frames (off: they stay unseen for evaluation)")
     p.add_argument("--data", type=Path, default=None, help="shared data folder")
@@ -102,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
                          upsampled_octave=args.upsampled_octave)
     sampler = PatchSampler(load_training_images(root, use_tum=args.use_tum), args.patch,
                            real_fraction=args.real_fraction,
-                           clean_fraction=args.clean_fraction, rain_mix=args.rain_mix)
+                           clean_fraction=args.clean_fraction, rain_mix=args.rain_mix,
+                           augmentation=Augmentation() if args.augment else None)
     val = validation_pairs(root, range(81, 81 + args.val_pairs)) if args.val_pairs else []
     trainer = Trainer(config, sampler, val)
     if args.resume:

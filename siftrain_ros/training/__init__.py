@@ -1,5 +1,6 @@
 """Training DPRNet, GGIRNet and the pixel-L1 ablation on (rainy, clean) gray patches."""
 
+from .augment import Augmentation
 from .data import (
     PatchSampler,
     TrainingImages,
@@ -9,6 +10,5 @@ from .data import (
 )
 from .trainer import TrainConfig, Trainer, validation_score
 
-__all__ = ["PatchSampler", "TrainConfig", "Trainer", "TrainingImages", "default_data_root",
-           "load_training_images", "validation_pairs",
-           "validation_score"]
+__all__ = ["Augmentation", "PatchSampler", "TrainConfig", "Trainer", "TrainingImages",
+           "default_data_root", "load_training_images", "validation_pairs", "validation_score"]

@@ -18,6 +18,7 @@ import torch
 
 from ..rain import RainParams, add_rain
 from ..sift import read_gray
+from .augment import Augmentation, augmented_crop
 
 TRAIN_RAIN100H = range(1, 81)
 PRESET_CHOICES = ("light", "medium", "heavy")
@@ -86,11 +87,14 @@ class PatchSampler:
             every input, rain or not, and erases the fine structure SIFT lives on.
         rain_mix: probabilities of the light, medium and heavy synthetic rain presets
             (non-negative, summing to 1).
+        augmentation: random scale, pose and contrast of every crop (None: position and a
+            horizontal flip only, as rounds 1-10).
     """
 
     def __init__(self, images: TrainingImages, patch: int, real_fraction: float = 0.3,
                  clean_fraction: float = 0.0,
-                 rain_mix: tuple[float, float, float] = PRESET_PROBABILITIES):
+                 rain_mix: tuple[float, float, float] = PRESET_PROBABILITIES,
+                 augmentation: Augmentation | None = None):
         if not images.clean:
             raise ValueError("no clean training images")
         for name, value in (("real_fraction", real_fraction),
@@ -100,12 +104,17 @@ class PatchSampler:
         self.images, self.patch = images, patch
         self.real_fraction, self.clean_fraction = real_fraction, clean_fraction
         self.rain_mix = checked_rain_mix(rain_mix)
+        self.augmentation = augmentation
 
     def _clean_crop(self, rng: np.random.Generator) -> np.ndarray:
-        (clean,) = self._crop(rng, self.images.clean[int(rng.integers(len(self.images.clean)))])
+        (clean,) = self._crop(rng, self.images.clean[int(rng.integers(len(self.images.clean)))],
+                              rotate=True)
         return clean
 
-    def _crop(self, rng: np.random.Generator, *planes: np.ndarray) -> list[np.ndarray]:
+    def _crop(self, rng: np.random.Generator, *planes: np.ndarray,
+              rotate: bool = False) -> list[np.ndarray]:
+        if self.augmentation is not None:
+            return augmented_crop(rng, planes, self.patch, self.augmentation, rotate)
         h, w = planes[0].shape
         p = self.patch
         if h < p or w < p:
