@@ -1,6 +1,6 @@
 """Training-crop augmentation: both planes of a pair move together, 90-degree turns only where
-rain is rendered afterwards, contrast and scale within their ranges, and the sampler replays
-rounds 1-10 exactly when augmentation is off."""
+rain is rendered afterwards, contrast and scale within their ranges, and the sampler only
+augments when asked."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """Random variations of the training crops: scale, dihedral pose and contrast.
 
-The lite nets see 86 backgrounds (Rain100H 1..80 and 6 HPatches images) thousands of times
-each. On those backgrounds ours recovers more clean keypoints than SIFT on the rainy image; on
-unseen ones it does not (docs/recovery.md, "Round 11"). Rescaled, rotated and re-contrasted
-crops turn the same 86 images into many more textures, so memorising them pays less.
+The lite nets see 86 backgrounds (Rain100H 1..80 and 6 HPatches images) and the 80 real
+Rain100H rain layers thousands of times each. On the Rain100H pairs they trained on, ours
+recovers as many clean keypoints as SIFT on the rainy image; on the validation pairs it does
+not (docs/recovery.md, "Round 11"). Rescaled, flipped, rotated and re-contrasted crops turn the
+same images into many more, so memorising them pays less.
 """
 
 from __future__ import annotations
