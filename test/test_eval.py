@@ -15,9 +15,12 @@ from siftrain_ros.cli import main
 from siftrain_ros.evaluation.recovery import (
     compatible_pairs,
     evaluate,
+    overlap_counts,
     pair_files,
+    pooled_overlap,
     pooled_recall_by_octave,
     recall_counts_by_octave,
+    recovered_mask,
     recovery_metrics,
     trailing_number,
 )
@@ -64,6 +67,19 @@ def test_recall_by_octave_splits_recall_by_the_clean_keypoints_scale(crop: np.nd
     pooled = pooled_recall_by_octave([coarse_only, same])
     assert pooled["-1"] == {"reference": 2.0 * total, "recall": (hits + total) / (2 * total)}
     assert pooled["0"]["recall"] == 1.0
+
+
+def test_overlap_with_rainy_splits_the_clean_keypoints_each_recovers(crop: np.ndarray) -> None:
+    reference = Sift()(crop)
+    assert recovered_mask(reference, reference).all()
+    assert not recovered_mask(Features.empty(), reference).any()
+    method = np.array([True, True, False, False, True])
+    rainy = np.array([True, False, True, False, False])
+    assert overlap_counts(method, rainy) == [1, 2, 1, 5]
+    pooled = pooled_overlap([overlap_counts(method, rainy), overlap_counts(rainy, rainy)])
+    assert pooled == {"reference": 10.0, "both": 0.3, "method_only": 0.2, "rainy_only": 0.1,
+                      "either": 0.6}
+    assert pooled_overlap([])["either"] == 0.0
 
 
 def test_compatible_pairs_radius_and_scale() -> None:
@@ -167,6 +183,12 @@ def test_cli_rain_gate_sends_images_through_plain_sift(tmp_path: Path, crop: np.
     assert "gated_dry" not in always["per_image"]["rainy"][0]
     for key in ("keypoints", "recall", "matching_accuracy"):
         assert always["methods"]["ours"][key] == always["methods"]["rainy"][key]
+    # Gated, ours is rainy: every clean keypoint either recovers, both do.
+    overlap = always["recovered_with_rainy"]["ours"]
+    assert overlap["method_only"] == overlap["rainy_only"] == 0.0
+    assert overlap["both"] == overlap["either"] == pytest.approx(row["recall"])
+    assert never["recovered_with_rainy"]["ours"]["either"] >= max(
+        never["methods"][m]["recall"] for m in ("rainy", "ours")) - 1e-12
     assert never["methods"]["ours"]["keypoints"] != never["methods"]["rainy"]["keypoints"]
 
 

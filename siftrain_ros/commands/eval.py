@@ -126,6 +126,19 @@ def print_recall_by_octave(result: dict) -> None:
     Console().print(table)
 
 
+def print_overlap_with_rainy(overlap: dict) -> None:
+    if not overlap:
+        return
+    table = Table(title="Clean keypoints recovered by the method and by SIFT on the rainy "
+                        "image (shares of all, pooled)")
+    for column in ("method", "both", "method only", "rainy only", "either"):
+        table.add_column(column, justify="right")
+    for method, row in overlap.items():
+        table.add_row(method, *(f"{row[k]:.3f}"
+                                for k in ("both", "method_only", "rainy_only", "either")))
+    Console().print(table)
+
+
 def print_contrast_sweep(sweep: dict) -> None:
     table = Table(title="Along SIFT's contrast threshold (the clean reference keeps 0.04)")
     for column in ("method", "threshold", "keypoints", "recall", "precision", "matching acc."):
@@ -209,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
     print_table(result["at_clean_budget"],
                 "At the clean image's keypoint count (each method's N strongest by response)")
     print_recall_by_octave(result)
+    print_overlap_with_rainy(result["recovered_with_rainy"])
     if "contrast_sweep" in result:
         print_contrast_sweep(result["contrast_sweep"])
     for method, m in result["methods"].items():

@@ -117,16 +117,41 @@ def recovery_metrics(method: Features, reference: Features) -> RecoveryMetrics:
     )
 
 
+def recovered_mask(method: Features, reference: Features) -> np.ndarray:
+    """(M,) bool: which of the M ``reference`` keypoints ``method`` recovers (the recall rule:
+    a method keypoint within 2 px with a scale ratio within 1.5)."""
+    to_method, _ = compatible_pairs(reference.xy, reference.size, method.xy, method.size)
+    return np.isfinite(to_method)
+
+
 def recall_counts_by_octave(method: Features, reference: Features) -> dict[int, list[int]]:
     """Per octave of the *reference* keypoint: ``[recovered, total]`` reference keypoints.
 
     Splits :attr:`RecoveryMetrics.recall` by scale: octave -1 (OpenCV's upsampled base) holds
     the finest keypoints, most of a natural image's. Counts, so images pool exactly.
     """
-    to_method, _ = compatible_pairs(reference.xy, reference.size, method.xy, method.size)
+    recovered = recovered_mask(method, reference)
     octave = reference.pyramid_octave()
-    return {int(o): [int(np.isfinite(to_method[octave == o]).sum()), int((octave == o).sum())]
+    return {int(o): [int(recovered[octave == o].sum()), int((octave == o).sum())]
             for o in np.unique(octave)}
+
+
+def overlap_counts(method: np.ndarray, rainy: np.ndarray) -> list[int]:
+    """``[both, method only, rainy only, total]`` reference keypoints of one image, from two
+    :func:`recovered_mask` results over the same reference. Counts, so images pool exactly."""
+    return [int((method & rainy).sum()), int((method & ~rainy).sum()),
+            int((~method & rainy).sum()), int(len(method))]
+
+
+def pooled_overlap(counts: list[list[int]]) -> dict[str, float]:
+    """Shares of all reference keypoints (pooled over images) that a method and SIFT on the
+    rainy image recover: ``both``, ``method_only``, ``rainy_only`` and ``either``; plus the
+    ``reference`` count. A large ``either`` against each one's own recall means the two find
+    different clean keypoints."""
+    both, method_only, rainy_only, total = (int(sum(c[i] for c in counts)) for i in range(4))
+    share = (lambda n: n / total) if total else (lambda n: 0.0)
+    return {"reference": float(total), "both": share(both), "method_only": share(method_only),
+            "rainy_only": share(rainy_only), "either": share(both + method_only + rainy_only)}
 
 
 def pooled_recall_by_octave(counts: list[dict[int, list[int]]]) -> dict[str, dict[str, float]]:
@@ -281,7 +306,9 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
         "gap_closed": {name: (recall_m - recall_rainy) / (recall_clean - recall_rainy)},
         "at_clean_budget": {"methods": ..., "gap_closed": ...}}``. The gap needs the rainy and
         clean methods among ``methods``. ``recall_by_octave`` pools the recall per octave of the
-        clean keypoint over images (:func:`recall_counts_by_octave`). ``at_clean_budget``
+        clean keypoint over images (:func:`recall_counts_by_octave`). ``recovered_with_rainy``
+        (with "rainy" among ``methods``) pools, per other method but clean, which clean
+        keypoints it and rainy each recover (:func:`pooled_overlap`). ``at_clean_budget``
         repeats the means with each method's keypoints cut to the strongest N by response, N =
         the clean image's count: recall at an equal budget, which more keypoints alone cannot
         raise (rain adds hundreds of extrema, some of which land near clean keypoints by
@@ -304,6 +331,8 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
     per_image: dict[str, list[dict]] = {m: [] for m in methods}
     budgeted: dict[str, list[dict]] = {m: [] for m in methods}
     by_octave: dict[str, list[dict[int, list[int]]]] = {m: [] for m in methods}
+    overlaps: dict[str, list[list[int]]] = (
+        {m: [] for m in methods if m not in ("rainy", "clean")} if "rainy" in methods else {})
     iterator = images
     if progress:
         from tqdm import tqdm
@@ -311,6 +340,7 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
         iterator = tqdm(images, desc="eval", dynamic_ncols=True)
     for name, rainy, clean in iterator:
         reference = sift(clean)
+        recovered: dict[str, np.ndarray] = {}
         for method, extract in extractors.items():
             result = reference if extract is None else extract(rainy, clean)
             detected, gate = result, {}
@@ -324,12 +354,16 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
                     above_contrast(detected, t, layers), reference).as_dict())
             per_image[method].append({"image": name, **metrics, **gate})
             by_octave[method].append(recall_counts_by_octave(features, reference))
+            recovered[method] = recovered_mask(features, reference)
             at_budget = recovery_metrics(features.strongest(len(reference)), reference)
             budgeted[method].append({"image": name, **at_budget.as_dict(), **gate})
+        for method, counts in overlaps.items():
+            counts.append(overlap_counts(recovered[method], recovered["rainy"]))
     means, gap = _summary(per_image)
     budget_means, budget_gap = _summary(budgeted)
     out = {"methods": means, "per_image": per_image, "gap_closed": gap,
            "recall_by_octave": {m: pooled_recall_by_octave(c) for m, c in by_octave.items()},
+           "recovered_with_rainy": {m: pooled_overlap(c) for m, c in overlaps.items()},
            "at_clean_budget": {"methods": budget_means, "gap_closed": budget_gap,
                                "per_image": budgeted}}
     if contrast_thresholds:
