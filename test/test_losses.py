@@ -142,6 +142,44 @@ def test_recall_weight_one_is_the_plain_union_and_invalid_values_raise() -> None
     assert make_loss("dprnet", recall_weight=3.0).recall_weight == 3.0
 
 
+def test_keep_weight_shifts_the_gradient_to_clean_extrema_the_input_still_has() -> None:
+    """The clean image has blobs at x=14 and x=34, the output neither, the rainy input only
+    the one at x=14: a keep weight > 1 makes keeping that one matter more than the other."""
+    clean = torch.minimum(blob(14, 24) + blob(34, 24) - 0.3, torch.tensor(1.0))
+    rainy, output = blob(14, 24), torch.full_like(clean, 0.3)
+
+    def kept_over_lost(keep_weight: float) -> float:
+        out = output.clone().requires_grad_(True)
+        terms = DogPyramidLoss(keep_weight=keep_weight)(out, clean, rainy)
+        terms["ip"].backward()
+        assert out.grad is not None
+        grad = out.grad[0, 0].abs()
+        return float(grad[18:31, 8:21].sum() / grad[18:31, 28:41].sum())
+
+    assert kept_over_lost(4.0) > 2.0 * kept_over_lost(1.0)
+    dogs = build_scale_space(clean * 255.0, TRAIN_SIFT).dogs
+    assert float(interest_point_loss(dogs, dogs, TRAIN_SIFT, input_dogs=dogs,
+                                     keep_weight=4.0)) == 0.0
+
+
+def test_keep_weight_needs_the_input_and_is_dprnet_only() -> None:
+    clean = blob(14, 24)
+    dogs = build_scale_space(clean * 255.0, TRAIN_SIFT).dogs
+    with pytest.raises(ValueError, match="input_dogs"):
+        interest_point_loss(dogs, dogs, TRAIN_SIFT, keep_weight=2.0)
+    with pytest.raises(ValueError, match="keep_weight must be >= 1"):
+        DogPyramidLoss(keep_weight=0.5)
+    with pytest.raises(ValueError, match="network input"):
+        DogPyramidLoss(keep_weight=2.0)(clean, clean)
+    with pytest.raises(ValueError, match="dprnet loss only"):
+        make_loss("ggirnet", keep_weight=2.0)
+    assert make_loss("dprnet", keep_weight=3.0).keep_weight == 3.0
+    # Weight 1 ignores the input: the same loss as without it.
+    other = blob(30, 20)
+    assert float(DogPyramidLoss()(other, clean, clean)["total"]) == pytest.approx(
+        float(DogPyramidLoss()(other, clean)["total"]))
+
+
 def test_upsampled_octave_sees_the_fine_keypoints_rounds_1_to_7_missed() -> None:
     """A sigma-2 px blob is a keypoint of octave -1 only: the detector finds it there, the
     training pyramid without that octave has no extremum for it (an output that loses it costs

@@ -40,6 +40,7 @@ def trainer(tmp_path: Path, kind: str = "l1", seed: int = 0, steps: int = 4, **k
                          seed=seed, out=tmp_path, val_every=0, net_overrides=TINY_NET,
                          validate_dry=kw.pop("validate_dry", False),
                          recall_weight=kw.pop("recall_weight", 1.0),
+                         keep_weight=kw.pop("keep_weight", 1.0),
                          upsampled_octave=kw.pop("upsampled_octave", False))
     sampler = PatchSampler(kw.pop("data", images()), PATCH, kw.pop("real_fraction", 0.3))
     return Trainer(config, sampler, kw.pop("val_pairs", []), log=lambda _: None)
@@ -68,6 +69,14 @@ def test_recall_weight_reaches_the_dprnet_loss_and_is_refused_elsewhere(tmp_path
     assert trainer(tmp_path, "dprnet", recall_weight=3.0).loss.recall_weight == 3.0
     with pytest.raises(ValueError, match="dprnet loss only"):
         trainer(tmp_path, "l1", recall_weight=3.0)
+
+
+def test_keep_weight_trains_dprnet_on_the_input_and_is_refused_elsewhere(tmp_path: Path) -> None:
+    t = trainer(tmp_path, "dprnet", steps=1, keep_weight=4.0)
+    assert t.loss.keep_weight == 4.0
+    assert all(np.isfinite(v) for v in t.train_step().values())
+    with pytest.raises(ValueError, match="dprnet loss only"):
+        trainer(tmp_path, "ggirnet", keep_weight=4.0)
 
 
 @pytest.mark.parametrize("kind", ["dprnet", "ggirnet"])
@@ -123,12 +132,14 @@ def test_cli_trains_and_exports_loadable_weights(tmp_path: Path) -> None:
     weights = tmp_path / "w" / "dprnet_lite.safetensors"
     code = main(["train", "dprnet", "--steps", "1", "--batch", "1", "--patch", "32",
                  "--clean-fraction", "0.5", "--val-dry", "--recall-weight", "2",
+                 "--keep-weight", "3",
                  "--upsampled-octave", "--augment", "--val-pairs", "0", "--data", str(data),
                  "--out", str(tmp_path / "ckpt"), "--export", str(weights)])
     assert code == 0
     assert (tmp_path / "ckpt" / "summary.json").is_file()
     saved = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=False)
     assert saved["config"]["recall_weight"] == 2.0
+    assert saved["config"]["keep_weight"] == 3.0
     assert saved["config"]["upsampled_octave"] is True
     net = load_net("dprnet", "lite", weights.parent)
     assert net(torch.zeros(1, 1, 16, 16)).shape == (1, 1, 16, 16)

@@ -72,6 +72,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recall-weight", type=float, default=1.0, metavar="R",
                    help="dprnet: weight of the clean image's keypoints in the interest point "
                         "loss relative to the output's (>= 1; default 1, as rounds 1-4)")
+    p.add_argument("--keep-weight", type=float, default=1.0, metavar="K",
+                   help="dprnet: weight of the clean keypoints that the rainy input already "
+                        "has, in the interest point loss (>= 1; default 1, as rounds 1-12)")
     p.add_argument("--upsampled-octave", action="store_true",
                    help="dprnet/ggirnet: include OpenCV's 2x upsampled octave -1 in the loss "
                         "pyramids (most keypoints live there; ~3x slower dprnet steps; off as "
@@ -104,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
                          out=args.out or Path("checkpoints") / args.kind,
                          val_every=args.val_every, time_limit_s=args.time_limit,
                          validate_dry=args.val_dry, recall_weight=args.recall_weight,
+                         keep_weight=args.keep_weight,
                          upsampled_octave=args.upsampled_octave)
     sampler = PatchSampler(load_training_images(root, use_tum=args.use_tum), args.patch,
                            real_fraction=args.real_fraction,

@@ -20,7 +20,9 @@ def prefilter_threshold(config: SiftConfig) -> float:
 
 def interest_point_loss(output_dogs: list[torch.Tensor], clean_dogs: list[torch.Tensor],
                         config: SiftConfig, dilate: int = 1,
-                        recall_weight: float = 1.0) -> torch.Tensor:
+                        recall_weight: float = 1.0,
+                        input_dogs: list[torch.Tensor] | None = None,
+                        keep_weight: float = 1.0) -> torch.Tensor:
     r"""Interest point loss over all octaves.
 
     For each octave with DoG stacks :math:`D^o` (output) and :math:`D^c` (clean), margins
@@ -44,22 +46,43 @@ def interest_point_loss(output_dogs: list[torch.Tensor], clean_dogs: list[torch.
     loss mostly teaches suppression; :math:`r > 1` weights the clean image's extrema, the ones
     recall counts, :math:`r` times as much as the false ones.
 
+    With ``input_dogs`` (the network *input's* pyramid) and :math:`k` = ``keep_weight`` > 1,
+    the clean keypoints that the input already has (a candidate of :math:`D^c` with one of
+    the input's within ``dilate`` pixels, same layer) get weight :math:`k`:
+    :math:`K \leftarrow \max(K, k \, \mathrm{dilate}(\mathrm{kp}(D^c) \wedge
+    \mathrm{dilate}(\mathrm{kp}(D^{in}))))`. Under heavy rain most clean keypoints are gone
+    from the input and no net recovers them, while SIFT on the rainy input still finds real
+    ones that the nets erase (docs/recovery.md, "Which clean keypoints each method
+    recovers"); this weights the ones that are there to keep.
+
     Args:
         output_dogs, clean_dogs: per-octave (B, L, H_o, W_o) DoG stacks, 0..255 units.
         config: the SIFT parameters the pyramids were built with.
         dilate: in-plane dilation radius of the keypoint mask, pixels.
         recall_weight: r >= 1, the weight of the clean image's keypoint neighbourhoods.
+        input_dogs: per-octave DoG stacks of the network input (same shapes), needed when
+            ``keep_weight`` > 1.
+        keep_weight: k >= 1, the weight of the clean keypoints the input already has.
 
     Returns:
         Scalar, in 0..255 DoG units.
     """
     if recall_weight < 1.0:
         raise ValueError(f"recall_weight must be >= 1, got {recall_weight}")
+    if keep_weight < 1.0:
+        raise ValueError(f"keep_weight must be >= 1, got {keep_weight}")
+    if keep_weight > 1.0 and input_dogs is None:
+        raise ValueError("keep_weight > 1 needs the input's DoG pyramid (input_dogs)")
     threshold = prefilter_threshold(config)
+    inputs = input_dogs if keep_weight > 1.0 else [None] * len(clean_dogs)
     losses = []
-    for out, ref in zip(output_dogs, clean_dogs, strict=True):
-        mask = torch.maximum(recall_weight * _dilated(keypoint_mask(ref, threshold), dilate),
+    for out, ref, inp in zip(output_dogs, clean_dogs, inputs, strict=True):
+        clean_kp = keypoint_mask(ref, threshold)
+        mask = torch.maximum(recall_weight * _dilated(clean_kp, dilate),
                              _dilated(keypoint_mask(out, threshold), dilate))
+        if inp is not None:
+            kept = clean_kp & (_dilated(keypoint_mask(inp, threshold), dilate) > 0)
+            mask = torch.maximum(mask, keep_weight * _dilated(kept, dilate))
         out_max, out_min = extremum_margins(out)
         ref_max, ref_min = extremum_margins(ref)
         losses.append(masked_l1(out_max, ref_max, mask) + masked_l1(out_min, ref_min, mask)

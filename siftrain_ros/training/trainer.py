@@ -51,6 +51,9 @@ class TrainConfig:
             a dry image must leave its keypoints where they are.
         recall_weight: dprnet only: weight of the clean keypoints in the interest point loss
             (see :func:`~siftrain_ros.losses.interest_point_loss`); 1 as rounds 1-4.
+        keep_weight: dprnet only: weight of the clean keypoints that the rainy input already
+            has, in the interest point loss (see
+            :func:`~siftrain_ros.losses.interest_point_loss`); 1 as rounds 1-12.
         upsampled_octave: dprnet and ggirnet: build the loss pyramids with OpenCV's 2x
             upsampled octave -1, where most keypoints are detected (off as rounds 1-7).
         init_weights: a safetensors file (e.g. the shipped weights) to start a fresh run
@@ -72,6 +75,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     validate_dry: bool = False
     recall_weight: float = 1.0
+    keep_weight: float = 1.0
     upsampled_octave: bool = False
     init_weights: str | None = None
 
@@ -122,7 +126,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.net: DerainNet = build_net(ARCHITECTURE[config.kind], "lite",
                                         **config.net_overrides).to(self.device)
-        self.loss = make_loss(config.kind, config.recall_weight, config.upsampled_octave)
+        self.loss = make_loss(config.kind, config.recall_weight, config.upsampled_octave,
+                              config.keep_weight)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         self.rng = np.random.default_rng(config.seed)
         self.step = 0
@@ -209,7 +214,9 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(self.step)
         self.net.train()
-        terms = self.loss(self.net(rainy), clean)
+        # Only the keep weight needs the input; the other losses take (output, clean).
+        inputs = (rainy,) if self.config.keep_weight > 1.0 else ()
+        terms = self.loss(self.net(rainy), clean, *inputs)
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
