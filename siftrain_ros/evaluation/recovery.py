@@ -130,7 +130,11 @@ def recall_counts_by_octave(method: Features, reference: Features) -> dict[int, 
     Splits :attr:`RecoveryMetrics.recall` by scale: octave -1 (OpenCV's upsampled base) holds
     the finest keypoints, most of a natural image's. Counts, so images pool exactly.
     """
-    recovered = recovered_mask(method, reference)
+    return octave_counts(recovered_mask(method, reference), reference)
+
+
+def octave_counts(recovered: np.ndarray, reference: Features) -> dict[int, list[int]]:
+    """:func:`recall_counts_by_octave` from a :func:`recovered_mask` already computed."""
     octave = reference.pyramid_octave()
     return {int(o): [int(recovered[octave == o].sum()), int((octave == o).sum())]
             for o in np.unique(octave)}
@@ -353,8 +357,8 @@ def evaluate(images: list[tuple[str, np.ndarray, np.ndarray]], methods: list[str
                 rows.append(metrics if t == threshold else recovery_metrics(
                     above_contrast(detected, t, layers), reference).as_dict())
             per_image[method].append({"image": name, **metrics, **gate})
-            by_octave[method].append(recall_counts_by_octave(features, reference))
             recovered[method] = recovered_mask(features, reference)
+            by_octave[method].append(octave_counts(recovered[method], reference))
             at_budget = recovery_metrics(features.strongest(len(reference)), reference)
             budgeted[method].append({"image": name, **at_budget.as_dict(), **gate})
         for method, counts in overlaps.items():
