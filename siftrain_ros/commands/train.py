@@ -82,6 +82,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--real-fraction", type=float, default=0.3, metavar="F",
                    help="share of the rainy crops taken from the real Rain100H 1..80 pairs "
                         "(heavy rain); the rest get synthetic rain (default 0.3)")
+    p.add_argument("--transplant-fraction", type=float, default=0.0, metavar="F",
+                   help="share of those real-pair crops whose rain layer (rainy - clean) is "
+                        "laid over another training background (default 0, as rounds 1-13)")
     p.add_argument("--rain-mix", type=_rain_mix, default=PRESET_PROBABILITIES,
                    metavar="L,M,H",
                    help="probabilities of light, medium and heavy synthetic rain (default "
@@ -111,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
                          upsampled_octave=args.upsampled_octave)
     sampler = PatchSampler(load_training_images(root, use_tum=args.use_tum), args.patch,
                            real_fraction=args.real_fraction,
-                           clean_fraction=args.clean_fraction, rain_mix=args.rain_mix,
+                           clean_fraction=args.clean_fraction,
+                           transplant_fraction=args.transplant_fraction, rain_mix=args.rain_mix,
                            augmentation=Augmentation() if args.augment else None)
     val = validation_pairs(root, range(81, 81 + args.val_pairs)) if args.val_pairs else []
     trainer = Trainer(config, sampler, val)

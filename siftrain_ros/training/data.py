@@ -19,6 +19,7 @@ import torch
 from ..rain import RainParams, add_rain
 from ..sift import read_gray
 from .augment import Augmentation, augmented_crop
+from .transplant import lends_rain, transplant_rain
 
 TRAIN_RAIN100H = range(1, 81)
 PRESET_CHOICES = ("light", "medium", "heavy")
@@ -82,6 +83,10 @@ class PatchSampler:
         images: the training images.
         patch: crop side, pixels (a multiple of 4 keeps the lite nets' unshuffle exact).
         real_fraction: share of samples taken from the real rainy pairs.
+        transplant_fraction: share of those real-pair samples whose rain layer is laid over
+            another clean training image (:func:`transplant_rain`), so the real rain comes
+            with backgrounds the nets have not memorised. Only pairs that saturate little
+            (:func:`lends_rain`) lend their rain.
         clean_fraction: share of rain-free samples (input = target = a clean crop), drawn
             before anything else. A derainer that never sees a dry crop learns to smooth
             every input, rain or not, and erases the fine structure SIFT lives on.
@@ -92,17 +97,23 @@ class PatchSampler:
     """
 
     def __init__(self, images: TrainingImages, patch: int, real_fraction: float = 0.3,
-                 clean_fraction: float = 0.0,
+                 clean_fraction: float = 0.0, transplant_fraction: float = 0.0,
                  rain_mix: tuple[float, float, float] = PRESET_PROBABILITIES,
                  augmentation: Augmentation | None = None):
         if not images.clean:
             raise ValueError("no clean training images")
         for name, value in (("real_fraction", real_fraction),
-                            ("clean_fraction", clean_fraction)):
+                            ("clean_fraction", clean_fraction),
+                            ("transplant_fraction", transplant_fraction)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         self.images, self.patch = images, patch
         self.real_fraction, self.clean_fraction = real_fraction, clean_fraction
+        self.transplant_fraction = transplant_fraction
+        self.rain_sources = [pair for pair in images.real_pairs if lends_rain(pair[0])]
+        if transplant_fraction > 0 and not self.rain_sources:
+            raise ValueError("transplant_fraction > 0 but no real pair saturates little enough "
+                             "to lend its rain")
         self.rain_mix = checked_rain_mix(rain_mix)
         self.augmentation = augmentation
 
@@ -133,6 +144,11 @@ class PatchSampler:
             return clean, clean
         if self.images.real_pairs and rng.random() < self.real_fraction:
             rainy, clean = self.images.real_pairs[int(rng.integers(len(self.images.real_pairs)))]
+            # As for the dry share: draw only when asked, so older runs replay exactly.
+            if self.transplant_fraction > 0 and rng.random() < self.transplant_fraction:
+                rainy, clean = self.rain_sources[int(rng.integers(len(self.rain_sources)))]
+                background = self.images.clean[int(rng.integers(len(self.images.clean)))]
+                rainy, clean = transplant_rain(rainy, clean, background, rng)
             return tuple(self._crop(rng, rainy, clean))  # type: ignore[return-value]
         clean = self._clean_crop(rng)
         preset = PRESET_CHOICES[int(rng.choice(len(PRESET_CHOICES), p=self.rain_mix))]
