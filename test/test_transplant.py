@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from test_training import PATCH, images, smooth_image
 
+from siftrain_ros.cli import main
 from siftrain_ros.training import PatchSampler
+from siftrain_ros.training.data import load_training_images
 from siftrain_ros.training.transplant import MAX_SATURATED_SHARE, lends_rain, transplant_rain
 
 
@@ -96,3 +98,20 @@ def test_sampler_rejects_a_transplant_fraction_outside_unit_interval() -> None:
     with pytest.raises(ValueError, match="transplant_fraction must be in"):
         PatchSampler(images(), PATCH, transplant_fraction=1.2)
 
+
+
+def test_train_cli_reports_a_bad_transplant_fraction(shared_data, tmp_path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    code = main(["train", "l1", "--transplant-fraction", "1.5", "--data", str(shared_data),
+                 "--out", str(tmp_path), "--steps", "1"])
+    assert code == 2
+    assert "transplant_fraction must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_every_shared_rain_source_is_a_real_rain100h_pair(shared_data) -> None:
+    # The 5 % rule must leave real rain to lend on the actual training set (35 of 80 pairs
+    # on 2026-12-04); if a data update made it none, --transplant-fraction would refuse.
+    real = load_training_images(shared_data).real_pairs
+    sources = [pair for pair in real if lends_rain(pair[0])]
+    assert 20 <= len(sources) < len(real)
+    assert all((rainy >= clean).mean() > 0.99 for rainy, clean in sources)  # additive rain
