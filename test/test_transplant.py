@@ -99,7 +99,6 @@ def test_sampler_rejects_a_transplant_fraction_outside_unit_interval() -> None:
         PatchSampler(images(), PATCH, transplant_fraction=1.2)
 
 
-
 def test_train_cli_reports_a_bad_transplant_fraction(shared_data, tmp_path,
                                                       capsys: pytest.CaptureFixture) -> None:
     code = main(["train", "l1", "--transplant-fraction", "1.5", "--data", str(shared_data),
@@ -108,7 +107,7 @@ def test_train_cli_reports_a_bad_transplant_fraction(shared_data, tmp_path,
     assert "transplant_fraction must be in [0, 1]" in capsys.readouterr().err
 
 
-def test_every_shared_rain_source_is_a_real_rain100h_pair(shared_data) -> None:
+def test_the_shared_training_pairs_lend_additive_rain(shared_data) -> None:
     # The 5 % rule must leave real rain to lend on the actual training set (35 of 80 pairs
     # on 2026-12-04); if a data update made it none, --transplant-fraction would refuse.
     real = load_training_images(shared_data).real_pairs

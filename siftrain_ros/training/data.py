@@ -110,7 +110,8 @@ class PatchSampler:
         self.images, self.patch = images, patch
         self.real_fraction, self.clean_fraction = real_fraction, clean_fraction
         self.transplant_fraction = transplant_fraction
-        self.rain_sources = [pair for pair in images.real_pairs if lends_rain(pair[0])]
+        self.rain_sources = ([pair for pair in images.real_pairs if lends_rain(pair[0])]
+                             if transplant_fraction > 0 else [])
         if transplant_fraction > 0 and not self.rain_sources:
             raise ValueError("transplant_fraction > 0 but no real pair saturates little enough "
                              "to lend its rain")
@@ -144,7 +145,8 @@ class PatchSampler:
             return clean, clean
         if self.images.real_pairs and rng.random() < self.real_fraction:
             rainy, clean = self.images.real_pairs[int(rng.integers(len(self.images.real_pairs)))]
-            # As for the dry share: draw only when asked, so older runs replay exactly.
+            # As for the dry share: draw only when asked, so older runs replay exactly. The
+            # pair drawn above is then unused; drawing it anyway keeps round 14's stream.
             if self.transplant_fraction > 0 and rng.random() < self.transplant_fraction:
                 rainy, clean = self.rain_sources[int(rng.integers(len(self.rain_sources)))]
                 background = self.images.clean[int(rng.integers(len(self.images.clean)))]
