@@ -219,6 +219,7 @@ def test_diagnostics_and_dropped_frames(derain_session: Session) -> None:
     assert values["derain"] == "True" and values["backend"] == "torch"
     assert float(values["last_rain_level"]) > 0 and values["frames_gated_dry"] == "0"
     assert values["rain_gate"] == "0" and values["local_rain_gate"] == "0"
+    assert values["correction_strength"] == "1" and values["flip_ensemble"] == "False"
 
 
 def _set_parameter(session: Session, name: str, value: ParameterValue) -> Any:
@@ -249,7 +250,7 @@ def test_rain_gate_live(derain_session: Session) -> None:
     """A gate above the frame's rain level sends it through plain SIFT, counted on
     /diagnostics; a negative gate is refused."""
     double = ParameterType.PARAMETER_DOUBLE
-    for name in ("rain_gate", "local_rain_gate"):
+    for name in ("rain_gate", "local_rain_gate", "correction_strength"):
         bad = _set_parameter(derain_session, name, ParameterValue(type=double, double_value=-1.0))
         assert not bad.successful and name in bad.reason
     for name, value in (("max_keypoints", ParameterValue(type=ParameterType.PARAMETER_INTEGER,
@@ -266,6 +267,28 @@ def test_rain_gate_live(derain_session: Session) -> None:
     ok = _set_parameter(derain_session, "rain_gate", ParameterValue(type=double,
                                                                     double_value=0.0))
     assert ok.successful, ok.reason
+
+
+def test_correction_options_live(derain_session: Session) -> None:
+    """correction_strength 0 applies none of the nets' correction: exactly plain SIFT of the
+    frame; flip_ensemble reaches the front end (diagnostics say so)."""
+    double = ParameterType.PARAMETER_DOUBLE
+    for name, value in (("correction_strength", ParameterValue(type=double, double_value=0.0)),
+                        ("flip_ensemble", ParameterValue(type=ParameterType.PARAMETER_BOOL,
+                                                         bool_value=True))):
+        ok = _set_parameter(derain_session, name, value)
+        assert ok.successful, ok.reason
+    gray = sample_gray(0)
+    features = cloud_to_features(derain_session.send_and_wait(image_msg(gray, sec=550)))
+    plain = FeatureFrontEnd(FrontEndConfig(derain=False))(gray).features
+    _assert_same_keypoints(features.xy, plain.xy)
+    values = derain_session.latest_diagnostics(lambda v: v["flip_ensemble"] == "True")
+    assert values["correction_strength"] == "0"
+    for name, value in (("correction_strength", ParameterValue(type=double, double_value=1.0)),
+                        ("flip_ensemble", ParameterValue(type=ParameterType.PARAMETER_BOOL,
+                                                         bool_value=False))):
+        ok = _set_parameter(derain_session, name, value)
+        assert ok.successful, ok.reason
 
 
 def test_derain_node_exits_cleanly_on_sigint(derain_session: Session) -> None:

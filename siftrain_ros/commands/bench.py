@@ -70,6 +70,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, default=None, metavar="OUT")
     pipeline = p.add_argument_group("pipeline only")
     pipeline.add_argument("--derain", choices=("on", "off"), default="on")
+    pipeline.add_argument("--flip-ensemble", action="store_true",
+                          help="time the nets' flip self-ensemble (two passes per frame)")
     add_backend_arguments(pipeline)
     p.set_defaults(run=run)
 
@@ -198,8 +200,9 @@ def run_pipeline(args: argparse.Namespace) -> int:
                                weights_dir=args.weights_dir, engine_dir=args.engine_dir,
                                size_hw=(proc[1], proc[0]),
                                log=lambda m: print(m, file=sys.stderr))
-    frontend = FeatureFrontEnd(FrontEndConfig(derain=backend is not None, scale=args.scale,
-                                              sift=SiftConfig()), backend, device=device)
+    config = FrontEndConfig(derain=backend is not None, scale=args.scale, sift=SiftConfig(),
+                            flip_ensemble=args.flip_ensemble)
+    frontend = FeatureFrontEnd(config, backend, device=device)
 
     def one_pass() -> tuple[dict[str, float], int]:
         result = frontend(gray)
@@ -226,7 +229,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
         **_machine(), "device": _device_name(device),
         "backend": getattr(backend, "name", "none (derain off)"), "precision": args.precision,
         "image": str(path), "size": list(args.size), "scale": args.scale,
-        "processing_size": list(proc), "repeats": args.repeats,
+        "processing_size": list(proc), "flip_ensemble": args.flip_ensemble,
+        "repeats": args.repeats,
         "stages_ms": median, "total_ms": median["total"], "fps": 1000.0 / median["total"],
         "opencv_sift_ms": cv_ms, "ratio_to_opencv": median["total"] / cv_ms,
         "memory": memory, "keypoints": {"ours": n_ours, "opencv": n_opencv},
@@ -237,6 +241,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
              ("keypoints ours / OpenCV", f"{n_ours} / {n_opencv}")]
     rows += [(name, f"{value:.0f}") for name, value in memory.items()]
     _publish(f"pipeline at {args.size[0]}x{args.size[1]} x {args.scale} on {report['device']}, "
-             f"backend {report['backend']} {args.precision} (median of {args.repeats})",
+             f"backend {report['backend']} {args.precision}"
+             f"{', flip ensemble' if args.flip_ensemble else ''} (median of {args.repeats})",
              rows, report, args.json)
     return 0

@@ -17,7 +17,7 @@ from rich.table import Table
 from ..evaluation.contrast_sweep import parse_thresholds
 from ..evaluation.recovery import METHODS, evaluate, image_files, pair_files, trailing_number
 from ..frontend import FrontEndConfig
-from ..frontend.arguments import add_rain_gate_arguments
+from ..frontend.arguments import add_recovery_arguments, recovery_options
 from ..rain import RainParams, add_rain
 from ..sift import read_gray
 
@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=0, metavar="N", help="first N pairs only")
     p.add_argument("--device", default="cpu")
     p.add_argument("--weights-dir", type=Path, default=None)
-    add_rain_gate_arguments(p, 0.0, 0.0)
+    add_recovery_arguments(p, 0.0, 0.0, 1.0)
     p.add_argument("--contrast-thresholds", type=_thresholds, default=(), metavar="T,T,...",
                    help="also sweep SIFT's contrast threshold of rainy, l1 and ours (OpenCV "
                         "units, e.g. 0.04,0.03,0.02,0.015,0.01; the clean reference keeps "
@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; expected some of {', '.join(METHODS)}")
     images = load_images(args)
-    gates = FrontEndConfig(rain_gate=args.rain_gate, local_rain_gate=args.local_rain_gate)
+    gates = FrontEndConfig(**recovery_options(args))
     if args.sweep_plot and not args.contrast_thresholds:
         raise ValueError("--sweep-plot needs --contrast-thresholds")
     result = evaluate(images, methods, args.device, args.weights_dir, progress=True,
@@ -233,8 +233,7 @@ def run(args: argparse.Namespace) -> int:
         report = {"source": source, "images": len(images), "methods_order": methods,
                   "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
                   "cpu_threads": torch.get_num_threads(), "device": args.device,
-                  "rain_gate": args.rain_gate, "local_rain_gate": args.local_rain_gate,
-                  **result}
+                  **recovery_options(args), **result}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2, allow_nan=True))
     if args.plot:

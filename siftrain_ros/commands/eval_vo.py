@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..frontend import FrontEndConfig
-from ..frontend.arguments import add_rain_gate_arguments
+from ..frontend.arguments import add_recovery_arguments, recovery_options
 from ..rain.params import Intensity
 from ..sift import SiftConfig
 
@@ -57,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="essential-matrix estimator (docs/odometry.md)")
     p.add_argument("--limit", type=int, default=0, metavar="N", help="first N frames only")
     p.add_argument("--weights-dir", type=Path, default=None)
-    add_rain_gate_arguments(p, 0.0, 0.0)
+    add_recovery_arguments(p, 0.0, 0.0, 1.0)
     p.add_argument("--json", type=Path, metavar="OUT")
     p.add_argument("--plot", type=Path, metavar="OUT.png")
     p.set_defaults(run=run)
@@ -196,8 +196,7 @@ def run(args: argparse.Namespace) -> int:
     # Hash before extracting: a weights file replaced mid-run would otherwise go unnoticed.
     digests = weights_digests(args.weights_dir) if "ours" in methods else {}
     start = time.perf_counter()
-    ours = FrontEndConfig(derain=True, scale=args.scale, rain_gate=args.rain_gate,
-                          local_rain_gate=args.local_rain_gate,
+    ours = FrontEndConfig(derain=True, scale=args.scale, **recovery_options(args),
                           sift=SiftConfig(contrast_threshold=args.contrast_threshold))
     features, extract_ms = compute_features(frames, methods, args.rain, args.rain_preset,
                                             args.seed, ours, args.weights_dir)
@@ -223,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
             "command": "siftrain " + " ".join(sys.argv[1:]) if sys.argv else "",
             "frames": [str(p) for p in frames], "gaps": gaps, "methods": methods,
             "rain": args.rain, "rain_preset": args.rain_preset, "seed": args.seed,
-            "rain_gate": args.rain_gate, "local_rain_gate": args.local_rain_gate,
+            **recovery_options(args),
             "scale": args.scale, "intrinsics": [intrinsics.fx, intrinsics.fy, intrinsics.cx,
                                                 intrinsics.cy],
             "distortion": list(intrinsics.distortion), "ratio": args.ratio,

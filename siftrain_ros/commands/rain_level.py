@@ -38,8 +38,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="image topic of the bags (default: their only image topic)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--json", type=Path, metavar="OUT", help="per-frame levels and the summary")
+    p.add_argument("--flip-ensemble", action="store_true",
+                   help="measure as the node does with flip_ensemble on (the mean of the frame "
+                        "and its mirror image changes the level slightly)")
     add_backend_arguments(p)
-    p.set_defaults(run=run, derain="on", max_keypoints=0, rain_gate=0.0, local_rain_gate=0.0)
+    # The level is measured before the gates and the correction strength apply.
+    p.set_defaults(run=run, derain="on", max_keypoints=0, rain_gate=0.0, local_rain_gate=0.0,
+                   correction_strength=1.0)
 
 
 def frames_of(source: Path, image_topic: str | None = None

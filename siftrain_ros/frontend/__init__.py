@@ -3,6 +3,7 @@
 from .backend import BackendError, DerainBackend, DerainOutput, TorchBackend
 from .factory import BACKENDS, PRECISIONS, make_backend
 from .frontend import (
+    DEFAULT_CORRECTION_STRENGTH,
     DEFAULT_LOCAL_RAIN_GATE,
     DEFAULT_RAIN_GATE,
     FeatureFrontEnd,
@@ -13,6 +14,7 @@ from .weights import MissingWeightsError, load_derain_nets, weights_path
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_CORRECTION_STRENGTH",
     "DEFAULT_LOCAL_RAIN_GATE",
     "DEFAULT_RAIN_GATE",
     "BackendError",

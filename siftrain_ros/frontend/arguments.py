@@ -6,10 +6,17 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..sift import SiftConfig
 from .factory import BACKENDS, EXTRA_BACKENDS, PRECISIONS, make_backend
-from .frontend import DEFAULT_LOCAL_RAIN_GATE, DEFAULT_RAIN_GATE, FeatureFrontEnd, FrontEndConfig
+from .frontend import (
+    DEFAULT_CORRECTION_STRENGTH,
+    DEFAULT_LOCAL_RAIN_GATE,
+    DEFAULT_RAIN_GATE,
+    FeatureFrontEnd,
+    FrontEndConfig,
+)
 
 
 def stderr_log(message: str) -> None:
@@ -40,14 +47,17 @@ def add_frontend_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--max-keypoints", type=int, default=0, metavar="N",
                    help="keep the N strongest keypoints (0: all)")
-    add_rain_gate_arguments(p, DEFAULT_RAIN_GATE, DEFAULT_LOCAL_RAIN_GATE)
+    add_recovery_arguments(p, DEFAULT_RAIN_GATE, DEFAULT_LOCAL_RAIN_GATE,
+                           DEFAULT_CORRECTION_STRENGTH)
     add_backend_arguments(p)
 
 
-def add_rain_gate_arguments(p: argparse.ArgumentParser, default: float,
-                            local_default: float) -> None:
-    """``--rain-gate GL``: frames the net changes by less than GL gray levels on average are
-    treated as dry (plain SIFT); ``--local-rain-gate GL``: the same per pixel."""
+def add_recovery_arguments(p: argparse.ArgumentParser, default: float, local_default: float,
+                           strength_default: float) -> None:
+    """How the networks' output is used. ``--rain-gate GL``: frames the net changes by less
+    than GL gray levels on average are treated as dry (plain SIFT); ``--local-rain-gate GL``:
+    the same per pixel; ``--correction-strength S``: the share of the nets' correction applied;
+    ``--flip-ensemble``: average the nets over the frame and its mirror image."""
     p.add_argument("--rain-gate", type=float, default=default, metavar="GL",
                    help="treat a frame as dry (plain SIFT) when DPRNet changes it by less than "
                         f"GL gray levels on average; 0 never gates (default {default})")
@@ -55,6 +65,20 @@ def add_rain_gate_arguments(p: argparse.ArgumentParser, default: float,
                    help="per pixel: keep the frame's detail where the nets' fine correction is "
                         f"weaker than GL gray levels; 0 uses their output as is (default "
                         f"{local_default})")
+    p.add_argument("--correction-strength", type=float, default=strength_default, metavar="S",
+                   help="apply S (0..1) of the nets' correction: frame + S (output - frame); "
+                        f"below 1 keeps some of the frame's own structure (default "
+                        f"{strength_default:g})")
+    p.add_argument("--flip-ensemble", action="store_true",
+                   help="also run the nets on the mirrored frame and average (2x network time)")
+
+
+def recovery_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`FrontEndConfig` fields :func:`add_recovery_arguments` sets, by name (also
+    what the JSON reports record)."""
+    return {"rain_gate": args.rain_gate, "local_rain_gate": args.local_rain_gate,
+            "correction_strength": args.correction_strength,
+            "flip_ensemble": args.flip_ensemble}
 
 
 def frontend_from_args(args: argparse.Namespace,
@@ -66,7 +90,7 @@ def frontend_from_args(args: argparse.Namespace,
     """
     config = FrontEndConfig(derain=args.derain == "on", scale=args.scale,
                             sift=SiftConfig(max_keypoints=args.max_keypoints),
-                            rain_gate=args.rain_gate, local_rain_gate=args.local_rain_gate)
+                            **recovery_options(args))
     backend = None
     if config.derain:
         backend = make_backend(args.backend, precision=args.precision, device=args.device,

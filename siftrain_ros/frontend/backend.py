@@ -69,7 +69,9 @@ class TorchBackend:
     def __call__(self, image: torch.Tensor) -> DerainOutput:
         image = image.to(self.device)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.precision == "fp16"):
-            detect = self.detect_net(image)
-            describe = detect if self.describe_net is self.detect_net else self.describe_net(image)
-        return DerainOutput(detect=detect.float().clamp(0, 1),
-                            describe=describe.float().clamp(0, 1))
+            detect = self.detect_net(image).float().clamp(0, 1)
+            # One net for both (the L1 ablation): one image, so the front end builds one scale
+            # space for it.
+            describe = (detect if self.describe_net is self.detect_net else
+                        self.describe_net(image).float().clamp(0, 1))
+        return DerainOutput(detect=detect, describe=describe)

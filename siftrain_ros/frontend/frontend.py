@@ -17,6 +17,7 @@ from ..sift import Features, SiftConfig, build_scale_space, features_from_pyrami
 from ..sift.image import MIN_SIDE, InvalidImageError, as_tensor, to_gray_float
 from .backend import DerainBackend
 from .local_gate import keep_dry_detail
+from .self_ensemble import flip_ensemble
 
 # The node's and ``siftrain extract``'s rain gate, gray levels. Calibrated for the shipped
 # dprnet_lite weights (round 11) on the 86 rain-free training images (Rain100H 1..80, HPatches
@@ -31,6 +32,8 @@ DEFAULT_RAIN_GATE = 5.0
 # the rule written before evaluation allowed (docs/recovery.md). Turn it on with
 # local_rain_gate:=16.0.
 DEFAULT_LOCAL_RAIN_GATE = 0.0
+# The share of the nets' correction applied (docs/recovery.md, "Round 15").
+DEFAULT_CORRECTION_STRENGTH = 1.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,12 @@ class FrontEndConfig:
             through (:func:`keep_dry_detail`): the nets' fine corrections weaker than this
             locally are scaled down, so texture between the streaks keeps its own keypoints.
             0 uses the nets' outputs as they are.
+        correction_strength: s in [0, 1]; the recovered image is x + s (y - x), x the frame,
+            y the networks' output: s < 1 keeps a share of the frame, and with it structure
+            the nets erase along with the streaks. The rain level is measured on y, so the rain
+            gate does not depend on s.
+        flip_ensemble: also run the networks on the mirrored frame and average the two outputs
+            (:func:`flip_ensemble`): twice the networks' time.
     """
 
     derain: bool = True
@@ -55,6 +64,8 @@ class FrontEndConfig:
     sift: SiftConfig = field(default_factory=SiftConfig)
     rain_gate: float = 0.0
     local_rain_gate: float = 0.0
+    correction_strength: float = 1.0
+    flip_ensemble: bool = False
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.scale <= 4.0:
@@ -63,6 +74,9 @@ class FrontEndConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 255.0:
                 raise ValueError(f"{name} must be in [0, 255] gray levels, got {value}")
+        if not 0.0 <= self.correction_strength <= 1.0:
+            raise ValueError(f"correction_strength must be in [0, 1], got "
+                             f"{self.correction_strength}")
 
 
 @dataclass
@@ -130,6 +144,9 @@ class FeatureFrontEnd:
     def _recovered(self, frame: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
         """A network output in gray levels, with the frame's detail kept where it should be."""
         recovered = output * 255.0
+        strength = self.config.correction_strength
+        if strength != 1.0:
+            recovered = frame + strength * (recovered - frame)
         contrast = self.config.local_rain_gate
         return keep_dry_detail(frame, recovered, contrast) if contrast > 0 else recovered
 
@@ -165,7 +182,8 @@ class FeatureFrontEnd:
         if self.config.derain:
             assert self.backend is not None
             normalised = frame / 255.0
-            out = self.backend(normalised)
+            out = (flip_ensemble(self.backend, normalised) if self.config.flip_ensemble
+                   else self.backend(normalised))
             detect_image = out.detect
             # One scalar read per frame (a sync on CUDA, which the timing below does anyway).
             rain_level = float((out.detect.float() - normalised).abs().mean()) * 255.0

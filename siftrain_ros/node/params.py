@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..frontend import BACKENDS, DEFAULT_LOCAL_RAIN_GATE, DEFAULT_RAIN_GATE, PRECISIONS
+from ..frontend import (
+    BACKENDS,
+    DEFAULT_CORRECTION_STRENGTH,
+    DEFAULT_LOCAL_RAIN_GATE,
+    DEFAULT_RAIN_GATE,
+    PRECISIONS,
+)
 from ..frontend import factory as _factory
 from ..ros.parameters import ParamSpec, check_value
 
@@ -24,6 +30,7 @@ CONTRAST_RANGE = (0.0, 1.0)
 EDGE_RANGE = (1.0, 1000.0)
 QOS_DEPTH_RANGE = (1, 1000)
 RAIN_GATE_RANGE = (0.0, 255.0)
+STRENGTH_RANGE = (0.0, 1.0)
 
 
 PARAMS: tuple[ParamSpec, ...] = (
@@ -48,6 +55,11 @@ PARAMS: tuple[ParamSpec, ...] = (
               "the rain gate lets through: the nets' fine corrections weaker than this locally "
               "are scaled down, keeping the frame's detail between streaks; 0 = nets' output "
               "as is", value_range=RAIN_GATE_RANGE),
+    ParamSpec("correction_strength", DEFAULT_CORRECTION_STRENGTH, "share of the nets' "
+              "correction applied: frame + s (output - frame); below 1 keeps some of the "
+              "frame's own structure", value_range=STRENGTH_RANGE),
+    ParamSpec("flip_ensemble", False, "also run the nets on the mirrored frame and average the "
+              "two outputs: twice the networks' time per frame"),
     ParamSpec("image_scale", 1.0, "process at this fraction of the input size; keypoints are "
               "still published in input pixels", value_range=SCALE_RANGE),
     ParamSpec("max_keypoints", 0, "keep the strongest N keypoints by response; 0 keeps all",
