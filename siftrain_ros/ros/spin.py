@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 
 from .parameters import StartupError
@@ -28,6 +29,13 @@ def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = 
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except rclpy_implementation.RCLError:
+        # A signal that shuts the context down while the executor builds its wait set makes
+        # rclpy raise "failed to initialize wait set: the given context is not valid" instead
+        # (a known race: ros2/rclpy#398, ros2/ros2cli#854). Still a normal exit; with the
+        # context alive it is a real error.
+        if rclpy.ok():
+            raise
     except StartupError as error:
         rclpy.logging.get_logger(name).fatal(f"cannot start: {error}")
         code = 1
