@@ -105,3 +105,25 @@ def test_cli_reports_a_bad_correction_strength(tmp_path: Path,
     assert main(["extract", str(image), "--out", str(tmp_path / "out"),
                  "--correction-strength", "1.5"]) == 2
     assert "correction_strength must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_eval_records_the_options_and_strength_0_is_plain_sift(tmp_path: Path) -> None:
+    import json
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    gray = cv2.imread(str(samples.tum_frames()[0]), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(clean / "frame1.png"), cv2.resize(gray, (160, 128)))
+    reports = {}
+    for strength in ("0", "0.85"):
+        out = tmp_path / f"s{strength}.json"
+        assert main(["eval", "--clean", str(clean), "--synthetic-rain", "heavy",
+                     "--methods", "rainy,ours", "--correction-strength", strength,
+                     "--flip-ensemble", "--json", str(out)]) == 0
+        reports[strength] = json.loads(out.read_text())
+    none, some = reports["0"], reports["0.85"]
+    assert none["correction_strength"] == 0.0 and some["correction_strength"] == 0.85
+    assert none["flip_ensemble"] is some["flip_ensemble"] is True
+    for key in ("keypoints", "recall", "matching_accuracy"):
+        assert none["methods"]["ours"][key] == none["methods"]["rainy"][key]
+    assert some["methods"]["ours"]["keypoints"] != some["methods"]["rainy"]["keypoints"]
