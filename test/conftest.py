@@ -21,3 +21,11 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"research datasets not found at {path} (set SIFTRAIN_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def shipped_backend():  # -> TorchBackend (imported lazily: most tests need no networks)
+    """The shipped lite DPRNet and GGIRNet on the torch backend, CPU."""
+    from siftrain_ros.frontend import TorchBackend, load_derain_nets
+
+    return TorchBackend(*load_derain_nets("ours", "lite"))

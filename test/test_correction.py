@@ -19,11 +19,6 @@ SIZE = (161, 123)  # odd on purpose: the mirror must line up pixel for pixel
 
 
 @pytest.fixture(scope="module")
-def backend() -> TorchBackend:
-    return TorchBackend(*load_derain_nets("ours", "lite"))
-
-
-@pytest.fixture(scope="module")
 def rainy() -> np.ndarray:
     gray = cv2.imread(str(samples.tum_frames()[0]), cv2.IMREAD_GRAYSCALE)
     gray = cv2.resize(gray, SIZE, interpolation=cv2.INTER_AREA)
@@ -34,11 +29,11 @@ def _tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(image.astype(np.float32))[None, None] / 255.0
 
 
-def test_flip_ensemble_is_the_mean_of_the_frame_and_its_mirror(backend: TorchBackend,
+def test_flip_ensemble_is_the_mean_of_the_frame_and_its_mirror(shipped_backend: TorchBackend,
                                                                rainy: np.ndarray) -> None:
     x = _tensor(rainy)
-    out = flip_ensemble(backend, x)
-    direct, mirrored = backend(x), backend(x.flip(-1))
+    out = flip_ensemble(shipped_backend, x)
+    direct, mirrored = shipped_backend(x), shipped_backend(x.flip(-1))
     torch.testing.assert_close(out.detect, (direct.detect + mirrored.detect.flip(-1)) / 2)
     torch.testing.assert_close(out.describe, (direct.describe + mirrored.describe.flip(-1)) / 2)
     assert out.detect.shape == x.shape
@@ -47,9 +42,9 @@ def test_flip_ensemble_is_the_mean_of_the_frame_and_its_mirror(backend: TorchBac
     # A frame that is its own mirror image gets a mirror-symmetric output, which one pass of
     # the nets does not give.
     symmetric = torch.cat([x[..., :80], x[..., :80].flip(-1)], -1)
-    ensemble = flip_ensemble(backend, symmetric).detect
+    ensemble = flip_ensemble(shipped_backend, symmetric).detect
     torch.testing.assert_close(ensemble, ensemble.flip(-1), atol=1e-6, rtol=0)
-    single = backend(symmetric).detect
+    single = shipped_backend(symmetric).detect
     assert float((single - single.flip(-1)).abs().max()) > 1e-3
 
 
@@ -62,28 +57,29 @@ def test_flip_ensemble_keeps_one_image_for_a_single_net() -> None:
     assert out.describe is out.detect
 
 
-def test_front_end_flip_ensemble_changes_features_and_rain_level(backend: TorchBackend,
+def test_front_end_flip_ensemble_changes_features_and_rain_level(shipped_backend: TorchBackend,
                                                                  rainy: np.ndarray) -> None:
-    single = FeatureFrontEnd(FrontEndConfig(), backend)(rainy)
-    both = FeatureFrontEnd(FrontEndConfig(flip_ensemble=True), backend)(rainy)
-    want = float((flip_ensemble(backend, _tensor(rainy)).detect - _tensor(rainy)).abs().mean())
+    single = FeatureFrontEnd(FrontEndConfig(), shipped_backend)(rainy)
+    both = FeatureFrontEnd(FrontEndConfig(flip_ensemble=True), shipped_backend)(rainy)
+    x = _tensor(rainy)
+    want = float((flip_ensemble(shipped_backend, x).detect - x).abs().mean())
     assert both.rain_level == pytest.approx(want * 255.0, rel=1e-4)
     assert both.rain_level != pytest.approx(single.rain_level, rel=1e-4)
     assert len(both.features) != len(single.features) or not np.array_equal(
         both.features.xy, single.features.xy)
 
 
-def test_correction_strength_runs_from_the_frame_to_the_nets_output(backend: TorchBackend,
+def test_correction_strength_runs_from_the_frame_to_the_nets_output(shipped_backend: TorchBackend,
                                                                     rainy: np.ndarray) -> None:
     def features(strength: float):
-        return FeatureFrontEnd(FrontEndConfig(correction_strength=strength), backend)(rainy)
+        return FeatureFrontEnd(FrontEndConfig(correction_strength=strength), shipped_backend)(rainy)
 
     none, half, full = features(0.0), features(0.5), features(1.0)
     plain = FeatureFrontEnd(FrontEndConfig(derain=False))(rainy).features
     # s = 0 keeps the frame: exactly plain SIFT of it.
     np.testing.assert_array_equal(none.features.xy, plain.xy)
     np.testing.assert_array_equal(none.features.descriptors, plain.descriptors)
-    default = FeatureFrontEnd(FrontEndConfig(), backend)(rainy).features
+    default = FeatureFrontEnd(FrontEndConfig(), shipped_backend)(rainy).features
     np.testing.assert_array_equal(full.features.xy, default.xy)
     for other in (plain, full.features):
         assert len(half.features) != len(other) or not np.array_equal(half.features.xy,

@@ -246,49 +246,48 @@ def test_parameter_changes(derain_session: Session) -> None:
     assert cloud.width == 40
 
 
+def _double(value: float) -> ParameterValue:
+    return ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+
+
+def _set_all(session: Session, **values: ParameterValue) -> None:
+    for name, value in values.items():
+        result = _set_parameter(session, name, value)
+        assert result.successful, result.reason
+
+
+def _assert_plain_sift(session: Session, gray: np.ndarray, sec: int) -> None:
+    """The node's features of ``gray`` are exactly plain SIFT's."""
+    features = cloud_to_features(session.send_and_wait(image_msg(gray, sec=sec)))
+    plain = FeatureFrontEnd(FrontEndConfig(derain=False))(gray).features
+    _assert_same_keypoints(features.xy, plain.xy)
+
+
 def test_rain_gate_live(derain_session: Session) -> None:
     """A gate above the frame's rain level sends it through plain SIFT, counted on
     /diagnostics; a negative gate is refused."""
-    double = ParameterType.PARAMETER_DOUBLE
     for name in ("rain_gate", "local_rain_gate", "correction_strength"):
-        bad = _set_parameter(derain_session, name, ParameterValue(type=double, double_value=-1.0))
+        bad = _set_parameter(derain_session, name, _double(-1.0))
         assert not bad.successful and name in bad.reason
-    for name, value in (("max_keypoints", ParameterValue(type=ParameterType.PARAMETER_INTEGER,
-                                                          integer_value=0)),
-                        ("rain_gate", ParameterValue(type=double, double_value=255.0))):
-        ok = _set_parameter(derain_session, name, value)
-        assert ok.successful, ok.reason
-    gray = sample_gray(1)
-    features = cloud_to_features(derain_session.send_and_wait(image_msg(gray, sec=500)))
-    plain = FeatureFrontEnd(FrontEndConfig(derain=False))(gray).features
-    _assert_same_keypoints(features.xy, plain.xy)
+    _set_all(derain_session, rain_gate=_double(255.0),
+             max_keypoints=ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=0))
+    _assert_plain_sift(derain_session, sample_gray(1), sec=500)
     values = derain_session.latest_diagnostics(lambda v: int(v["frames_gated_dry"]) > 0)
     assert values["rain_gate"] == "255"
-    ok = _set_parameter(derain_session, "rain_gate", ParameterValue(type=double,
-                                                                    double_value=0.0))
-    assert ok.successful, ok.reason
+    _set_all(derain_session, rain_gate=_double(0.0))
 
 
 def test_correction_options_live(derain_session: Session) -> None:
     """correction_strength 0 applies none of the nets' correction: exactly plain SIFT of the
     frame; flip_ensemble reaches the front end (diagnostics say so)."""
-    double = ParameterType.PARAMETER_DOUBLE
-    for name, value in (("correction_strength", ParameterValue(type=double, double_value=0.0)),
-                        ("flip_ensemble", ParameterValue(type=ParameterType.PARAMETER_BOOL,
-                                                         bool_value=True))):
-        ok = _set_parameter(derain_session, name, value)
-        assert ok.successful, ok.reason
-    gray = sample_gray(0)
-    features = cloud_to_features(derain_session.send_and_wait(image_msg(gray, sec=550)))
-    plain = FeatureFrontEnd(FrontEndConfig(derain=False))(gray).features
-    _assert_same_keypoints(features.xy, plain.xy)
+    def flip(on: bool) -> ParameterValue:
+        return ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=on)
+
+    _set_all(derain_session, correction_strength=_double(0.0), flip_ensemble=flip(True))
+    _assert_plain_sift(derain_session, sample_gray(0), sec=550)
     values = derain_session.latest_diagnostics(lambda v: v["flip_ensemble"] == "True")
     assert values["correction_strength"] == "0"
-    for name, value in (("correction_strength", ParameterValue(type=double, double_value=1.0)),
-                        ("flip_ensemble", ParameterValue(type=ParameterType.PARAMETER_BOOL,
-                                                         bool_value=False))):
-        ok = _set_parameter(derain_session, name, value)
-        assert ok.successful, ok.reason
+    _set_all(derain_session, correction_strength=_double(1.0), flip_ensemble=flip(False))
 
 
 def test_derain_node_exits_cleanly_on_sigint(derain_session: Session) -> None:

@@ -13,7 +13,6 @@ from siftrain_ros.frontend import (
     FeatureFrontEnd,
     FrontEndConfig,
     TorchBackend,
-    load_derain_nets,
 )
 from siftrain_ros.frontend.weights import load_net
 from siftrain_ros.rain import RainParams, add_rain
@@ -22,20 +21,15 @@ SIZE = (320, 240)
 
 
 @pytest.fixture(scope="module")
-def backend() -> TorchBackend:
-    return TorchBackend(*load_derain_nets("ours", "lite"))
-
-
-@pytest.fixture(scope="module")
 def frame() -> np.ndarray:
     gray = cv2.imread(str(samples.tum_frames()[0]), cv2.IMREAD_GRAYSCALE)
     return cv2.resize(gray, SIZE, interpolation=cv2.INTER_AREA)
 
 
-def test_gate_chooses_between_derained_and_plain_sift(backend: TorchBackend,
+def test_gate_chooses_between_derained_and_plain_sift(shipped_backend: TorchBackend,
                                                       frame: np.ndarray) -> None:
-    never = FeatureFrontEnd(FrontEndConfig(rain_gate=0.0), backend)(frame)
-    always = FeatureFrontEnd(FrontEndConfig(rain_gate=255.0), backend)(frame)
+    never = FeatureFrontEnd(FrontEndConfig(rain_gate=0.0), shipped_backend)(frame)
+    always = FeatureFrontEnd(FrontEndConfig(rain_gate=255.0), shipped_backend)(frame)
     plain = FeatureFrontEnd(FrontEndConfig(derain=False))(frame)
     assert not never.gated_dry and always.gated_dry
     assert plain.rain_level is None and not plain.gated_dry
@@ -52,9 +46,9 @@ def test_gate_chooses_between_derained_and_plain_sift(backend: TorchBackend,
     assert always.rain_level == pytest.approx(want, rel=1e-4)
 
 
-def test_shipped_gate_passes_a_dry_frame_and_derains_heavy_rain(backend: TorchBackend,
+def test_shipped_gate_passes_a_dry_frame_and_derains_heavy_rain(shipped_backend: TorchBackend,
                                                                  frame: np.ndarray) -> None:
-    front = FeatureFrontEnd(FrontEndConfig(rain_gate=DEFAULT_RAIN_GATE), backend)
+    front = FeatureFrontEnd(FrontEndConfig(rain_gate=DEFAULT_RAIN_GATE), shipped_backend)
     dry = front(frame)
     wet = front(add_rain(frame, seed=0, params=RainParams.preset("heavy")))
     assert dry.gated_dry and dry.rain_level < DEFAULT_RAIN_GATE
@@ -95,11 +89,11 @@ def test_keep_dry_detail_takes_smooth_and_strong_corrections_and_drops_weak_fine
         keep_dry_detail(frame, frame, 0.0)
 
 
-def test_local_rain_gate_changes_rainy_features_and_is_validated(backend: TorchBackend,
+def test_local_rain_gate_changes_rainy_features_and_is_validated(shipped_backend: TorchBackend,
                                                                  frame: np.ndarray) -> None:
     rainy = add_rain(frame, seed=1, params=RainParams.preset("medium"))
-    whole = FeatureFrontEnd(FrontEndConfig(), backend)(rainy).features
-    local = FeatureFrontEnd(FrontEndConfig(local_rain_gate=16.0), backend)(rainy).features
+    whole = FeatureFrontEnd(FrontEndConfig(), shipped_backend)(rainy).features
+    local = FeatureFrontEnd(FrontEndConfig(local_rain_gate=16.0), shipped_backend)(rainy).features
     assert len(whole) != len(local) or not np.array_equal(whole.xy, local.xy)
     with pytest.raises(ValueError, match="local_rain_gate"):
         FrontEndConfig(local_rain_gate=-1.0)
