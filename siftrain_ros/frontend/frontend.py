@@ -86,7 +86,9 @@ class FrontEndResult:
         timings_ms: milliseconds per stage: preprocess, networks, scale_space, detection,
             orientation, description, sift (the last three together), total.
         detect_image: (1, 1, h, w) DPRNet output in 0..1 on the backend's device at the
-            processing scale (None if derain off); ``derained`` converts it on demand.
+            processing scale (the mean of both passes with ``flip_ensemble``; before
+            ``correction_strength`` and the local gate apply; None if derain off);
+            ``derained`` converts it on demand.
         rain_level: mean |DPRNet output - frame| in gray levels (0..255) at the processing
             scale: how much the net changes the frame (None if derain off).
         gated_dry: the rain gate judged the frame dry, so the features are plain SIFT of the
