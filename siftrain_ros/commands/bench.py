@@ -52,7 +52,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..frontend.arguments import add_backend_arguments
+    from ..frontend.arguments import add_backend_arguments, add_flip_ensemble_argument
 
     p = sub.add_parser("bench", help="time the SIFT stages (or the whole pipeline) and OpenCV "
                                      "SIFT on the same image",
@@ -70,8 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, default=None, metavar="OUT")
     pipeline = p.add_argument_group("pipeline only")
     pipeline.add_argument("--derain", choices=("on", "off"), default="on")
-    pipeline.add_argument("--flip-ensemble", action="store_true",
-                          help="time the nets' flip self-ensemble (two passes per frame)")
+    add_flip_ensemble_argument(pipeline)
     add_backend_arguments(pipeline)
     p.set_defaults(run=run)
 

@@ -19,7 +19,11 @@ from rich.console import Console
 from rich.table import Table
 
 from ..evaluation.recovery import image_files
-from ..frontend.arguments import add_backend_arguments, frontend_from_args
+from ..frontend.arguments import (
+    add_backend_arguments,
+    add_flip_ensemble_argument,
+    frontend_from_args,
+)
 from ..ros.image_conversion import ImageConversionError
 from ..sift import read_gray
 from ..sift.image import InvalidImageError
@@ -38,9 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="image topic of the bags (default: their only image topic)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--json", type=Path, metavar="OUT", help="per-frame levels and the summary")
-    p.add_argument("--flip-ensemble", action="store_true",
-                   help="measure as the node does with flip_ensemble on (the mean of the frame "
-                        "and its mirror image changes the level slightly)")
+    # The mean of the frame and its mirror image changes the level slightly.
+    add_flip_ensemble_argument(p)
     add_backend_arguments(p)
     # The level is measured before the gates and the correction strength apply.
     p.set_defaults(run=run, derain="on", max_keypoints=0, rain_gate=0.0, local_rain_gate=0.0,

@@ -69,6 +69,12 @@ def add_recovery_arguments(p: argparse.ArgumentParser, default: float, local_def
                    help="apply S (0..1) of the nets' correction: frame + S (output - frame); "
                         f"below 1 keeps some of the frame's own structure (default "
                         f"{strength_default:g})")
+    add_flip_ensemble_argument(p)
+
+
+def add_flip_ensemble_argument(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--flip-ensemble``, for every command whose front end can run it (it changes the
+    features, the rain level and the networks' time)."""
     p.add_argument("--flip-ensemble", action="store_true",
                    help="also run the nets on the mirrored frame and average (2x network time)")
 
