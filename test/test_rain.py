@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from siftrain_ros.rain import (
+    INTENSITIES,
     RainParams,
     add_rain,
     composite,
@@ -187,6 +188,10 @@ def test_presets() -> None:
     assert medium == RainParams()
     assert light.density[1] <= heavy.density[0]
     assert heavy.transmission[1] <= light.transmission[0]
+    # Dense rain: the curtain of many faint streaks that real rain photographs show.
+    dense = RainParams.preset("dense")
+    assert dense.density[0] >= heavy.density[1] and dense.brightness[1] < heavy.brightness[0]
+    assert set(INTENSITIES) == {"light", "medium", "heavy", "dense"}
     with pytest.raises(ValueError, match="unknown rain intensity"):
         RainParams.preset("drizzle")  # type: ignore[arg-type]
 

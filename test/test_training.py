@@ -255,7 +255,26 @@ def test_rain_mix_picks_the_synthetic_preset() -> None:
     assert energy["heavy"] > 2 * energy["light"]
 
 
-@pytest.mark.parametrize("mix", [(0.5, 0.5), (0.5, 0.6, -0.1), (0.2, 0.2, 0.2)])
+def test_a_three_preset_mix_replays_the_older_data_stream() -> None:
+    # Rounds 1-15 wrote --rain-mix with three presets; adding dense rain must not change what
+    # those runs draw, or their recorded results could not be reproduced.
+    data = images(size=96, count=2)
+    older = _draws(PatchSampler(data, PATCH, real_fraction=0.0, rain_mix=(0.2, 0.4, 0.4)), 12)
+    padded = _draws(PatchSampler(data, PATCH, real_fraction=0.0,
+                                 rain_mix=(0.2, 0.4, 0.4, 0.0)), 12)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(older, padded, strict=True))
+
+
+def test_dense_rain_is_drawn_when_the_mix_asks_for_it() -> None:
+    data = images(size=96, count=2)
+    dense = _draws(PatchSampler(data, PATCH, real_fraction=0.0, rain_mix=(0, 0, 0, 1.0)), 8)
+    light = _draws(PatchSampler(data, PATCH, real_fraction=0.0, rain_mix=(1.0, 0, 0, 0)), 8)
+    assert not any(np.array_equal(a[0], b[0]) for a, b in zip(dense, light, strict=True))
+    assert all(not np.array_equal(rainy, clean) for rainy, clean in dense)
+
+
+@pytest.mark.parametrize("mix", [(0.5, 0.5), (0.5, 0.6, -0.1), (0.2, 0.2, 0.2),
+                                 (0.2, 0.2, 0.2, 0.2, 0.2)])
 def test_sampler_rejects_a_rain_mix_that_is_not_a_distribution(mix: tuple) -> None:
     with pytest.raises(ValueError, match="rain_mix"):
         PatchSampler(images(), PATCH, rain_mix=mix)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..rain import INTENSITIES
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo-bag", help="write a rainy demo sequence as a rosbag2")
@@ -12,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rate", type=float, default=10.0, help="frames per second (bag time)")
-    p.add_argument("--rain", choices=("light", "medium", "heavy"), default="heavy")
+    p.add_argument("--rain", choices=INTENSITIES, default="heavy")
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
     p.add_argument("--no-clean", action="store_true",
                    help="leave out the clean frames (topic /camera/rgb/image_clean)")

@@ -18,7 +18,7 @@ from ..evaluation.contrast_sweep import parse_thresholds
 from ..evaluation.recovery import METHODS, evaluate, image_files, pair_files, trailing_number
 from ..frontend import FrontEndConfig
 from ..frontend.arguments import add_recovery_arguments, recovery_options
-from ..rain import RainParams, add_rain
+from ..rain import INTENSITIES, RainParams, add_rain
 from ..sift import read_gray
 
 
@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pairs-list", type=Path, help="lines 'RAINY CLEAN' (or one shared name)")
     p.add_argument("--numbers", default=None, metavar="A-B",
                    help="keep images whose trailing number is in A..B (e.g. 81-100)")
-    p.add_argument("--synthetic-rain", choices=("light", "medium", "heavy"),
+    p.add_argument("--synthetic-rain", choices=INTENSITIES,
                    help="render rain on the clean images instead of reading --rainy")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic rain")
     p.add_argument("--methods", default=",".join(METHODS))

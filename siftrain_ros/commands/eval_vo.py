@@ -14,7 +14,7 @@ import numpy as np
 
 from ..frontend import FrontEndConfig
 from ..frontend.arguments import add_recovery_arguments, recovery_options
-from ..rain.params import Intensity
+from ..rain.params import INTENSITIES, Intensity
 from ..sift import SiftConfig
 
 
@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="TUM associations (rgb_time rgb_file ...); default: frame names are "
                         "timestamps")
     p.add_argument("--rain", choices=("none", "synthetic"), default="synthetic")
-    p.add_argument("--rain-preset", choices=("light", "medium", "heavy"), default="heavy")
+    p.add_argument("--rain-preset", choices=INTENSITIES, default="heavy")
     p.add_argument("--seed", type=int, default=0, help="rain seed (one derived seed per frame)")
     p.add_argument("--methods", default="rainy,ours,clean")
     p.add_argument("--gaps", type=_int_list, default=[1, 5, 10])

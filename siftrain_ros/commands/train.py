@@ -23,8 +23,9 @@ from ..training.data import PRESET_PROBABILITIES, checked_rain_mix
 from ..training.trainer import ARCHITECTURE
 
 
-def _rain_mix(text: str) -> tuple[float, float, float]:
-    """``"0.4,0.4,0.2"`` -> probabilities of the light, medium and heavy presets."""
+def _rain_mix(text: str) -> tuple[float, ...]:
+    """``"0.2,0.3,0.3,0.2"`` -> probabilities of the light, medium, heavy and dense presets
+    (``"0.4,0.4,0.2"``: the first three, no dense rain)."""
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -86,8 +87,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="share of those real-pair crops whose rain layer (rainy - clean) is "
                         "laid over another training background (default 0, as rounds 1-13)")
     p.add_argument("--rain-mix", type=_rain_mix, default=PRESET_PROBABILITIES,
-                   metavar="L,M,H",
-                   help="probabilities of light, medium and heavy synthetic rain (default "
+                   metavar="L,M,H[,D]",
+                   help="probabilities of light, medium, heavy and dense synthetic rain; "
+                        "three values leave dense rain out (default "
                         f"{','.join(f'{p:g}' for p in PRESET_PROBABILITIES)}, as rounds 1-6)")
     p.add_argument("--augment", action="store_true",
                    help="vary every crop: downscale by up to 2x, flips (and 90-degree turns of "

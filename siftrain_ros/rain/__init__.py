@@ -6,8 +6,9 @@ Everything is drawn from a numpy Generator seeded by the caller, so renders are 
 """
 
 from .haze import composite
-from .params import RainParams
+from .params import INTENSITIES, RainParams
 from .render import add_rain, rainy_pairs
 from .streaks import rain_layer, streak_kernel
 
-__all__ = ["RainParams", "add_rain", "composite", "rain_layer", "rainy_pairs", "streak_kernel"]
+__all__ = ["INTENSITIES", "RainParams", "add_rain", "composite", "rain_layer", "rainy_pairs",
+           "streak_kernel"]

@@ -16,26 +16,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..rain import RainParams, add_rain
+from ..rain import INTENSITIES, RainParams, add_rain
 from ..sift import read_gray
 from .augment import Augmentation, augmented_crop
 from .transplant import lends_rain, transplant_rain
 
 TRAIN_RAIN100H = range(1, 81)
-PRESET_CHOICES = ("light", "medium", "heavy")
-PRESET_PROBABILITIES = (0.2, 0.4, 0.4)
+PRESET_CHOICES = INTENSITIES  # light, medium, heavy, dense
+# Rounds 1-15 knew only the first three presets; no dense rain keeps their data streams.
+PRESET_PROBABILITIES = (0.2, 0.4, 0.4, 0.0)
+_FIRST_PRESETS = 3
 
 
-def checked_rain_mix(mix: tuple[float, ...]) -> tuple[float, float, float]:
-    """``mix`` as float probabilities of :data:`PRESET_CHOICES`.
+def checked_rain_mix(mix: tuple[float, ...]) -> tuple[float, ...]:
+    """``mix`` as float probabilities of :data:`PRESET_CHOICES`; a mix of the first three
+    presets only (as rounds 1-15 wrote it) gets probability 0 for the others.
+
+    Choosing among the presets with a trailing 0 draws the same random numbers and picks the
+    same preset as choosing among the first three, so older runs replay exactly.
 
     Raises:
         ValueError: not one non-negative probability per preset, summing to 1.
     """
+    if len(mix) == _FIRST_PRESETS:
+        mix = (*mix, *(0.0,) * (len(PRESET_CHOICES) - _FIRST_PRESETS))
     if len(mix) != len(PRESET_CHOICES) or min(mix) < 0 or abs(sum(mix) - 1.0) > 1e-6:
-        raise ValueError(f"rain_mix must be {len(PRESET_CHOICES)} probabilities of "
-                         f"{', '.join(PRESET_CHOICES)} summing to 1, got {mix}")
-    return tuple(float(p) for p in mix)  # type: ignore[return-value]
+        raise ValueError(f"rain_mix must be {len(PRESET_CHOICES)} (or {_FIRST_PRESETS}) "
+                         f"probabilities of {', '.join(PRESET_CHOICES)} summing to 1, got {mix}")
+    return tuple(float(p) for p in mix)
 
 
 @dataclass
@@ -90,15 +98,15 @@ class PatchSampler:
         clean_fraction: share of rain-free samples (input = target = a clean crop), drawn
             before anything else. A derainer that never sees a dry crop learns to smooth
             every input, rain or not, and erases the fine structure SIFT lives on.
-        rain_mix: probabilities of the light, medium and heavy synthetic rain presets
-            (non-negative, summing to 1).
+        rain_mix: probabilities of the light, medium, heavy and dense synthetic rain
+            presets (non-negative, summing to 1; three values leave dense rain out).
         augmentation: random scale, pose and contrast of every crop (None: position and a
             horizontal flip only, as rounds 1-10).
     """
 
     def __init__(self, images: TrainingImages, patch: int, real_fraction: float = 0.3,
                  clean_fraction: float = 0.0, transplant_fraction: float = 0.0,
-                 rain_mix: tuple[float, float, float] = PRESET_PROBABILITIES,
+                 rain_mix: tuple[float, ...] = PRESET_PROBABILITIES,
                  augmentation: Augmentation | None = None):
         if not images.clean:
             raise ValueError("no clean training images")
