@@ -1,4 +1,4 @@
-"""Ranges from which each rendered frame draws its rain, with light/medium/heavy presets."""
+"""Ranges from which each rendered frame draws its rain, with light/medium/heavy/dense presets."""
 
 from __future__ import annotations
 
