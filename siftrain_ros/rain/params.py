@@ -79,7 +79,7 @@ class RainParams:
 
         Heavy rain is denser, longer, wider, brighter, has more depth layers and a thicker veil
         (lower transmission), as in the heavy-rain model of Li et al. (CVPR 2019). Dense rain
-        is the curtain that most real rain photographs show: three to five times heavy rain's
+        is the curtain that most real rain photographs show: about three times heavy rain's
         streaks, long and faint (a third of its brightness), over several depth layers, with
         a thin veil.
         """
@@ -109,8 +109,8 @@ _PRESETS: dict[str, RainParams] = {
         airlight=(0.75, 1.0),
     ),
     # Added in training round 16: real rain photographs (real_rain_photos) mostly show many
-    # faint streaks rather than heavy rain's few bright ones, and the shipped nets leave
-    # 71 % of them as they are (docs/recovery.md).
+    # faint streaks rather than heavy rain's few bright ones, and the shipped nets change
+    # about half of them no more than a dry image (docs/recovery.md, "Round 16").
     "dense": RainParams(
         density=(8.0, 16.0), length_px=(20.0, 80.0), width_px=(0.8, 1.6),
         angle_deg=(-15.0, 15.0), brightness=(0.08, 0.25), blur=(0.3, 1.5), layers=(3, 4),
