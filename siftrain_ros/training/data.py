@@ -22,15 +22,14 @@ from .augment import Augmentation, augmented_crop
 from .transplant import lends_rain, transplant_rain
 
 TRAIN_RAIN100H = range(1, 81)
-PRESET_CHOICES = INTENSITIES  # light, medium, heavy, dense
 # Rounds 1-15 knew only the first three presets; no dense rain keeps their data streams.
 PRESET_PROBABILITIES = (0.2, 0.4, 0.4, 0.0)
 _FIRST_PRESETS = 3
 
 
 def checked_rain_mix(mix: tuple[float, ...]) -> tuple[float, ...]:
-    """``mix`` as float probabilities of :data:`PRESET_CHOICES`; a mix of the first three
-    presets only (as rounds 1-15 wrote it) gets probability 0 for the others.
+    """``mix`` as float probabilities of the presets in :data:`~siftrain_ros.rain.INTENSITIES`;
+    a mix of the first three only (as rounds 1-15 wrote it) gets probability 0 for the others.
 
     Choosing among the presets with a trailing 0 draws the same random numbers and picks the
     same preset as choosing among the first three, so older runs replay exactly.
@@ -39,10 +38,10 @@ def checked_rain_mix(mix: tuple[float, ...]) -> tuple[float, ...]:
         ValueError: not one non-negative probability per preset, summing to 1.
     """
     if len(mix) == _FIRST_PRESETS:
-        mix = (*mix, *(0.0,) * (len(PRESET_CHOICES) - _FIRST_PRESETS))
-    if len(mix) != len(PRESET_CHOICES) or min(mix) < 0 or abs(sum(mix) - 1.0) > 1e-6:
-        raise ValueError(f"rain_mix must be {len(PRESET_CHOICES)} (or {_FIRST_PRESETS}) "
-                         f"probabilities of {', '.join(PRESET_CHOICES)} summing to 1, got {mix}")
+        mix = (*mix, *(0.0,) * (len(INTENSITIES) - _FIRST_PRESETS))
+    if len(mix) != len(INTENSITIES) or min(mix) < 0 or abs(sum(mix) - 1.0) > 1e-6:
+        raise ValueError(f"rain_mix must be {len(INTENSITIES)} (or {_FIRST_PRESETS}) "
+                         f"probabilities of {', '.join(INTENSITIES)} summing to 1, got {mix}")
     return tuple(float(p) for p in mix)
 
 
@@ -161,7 +160,7 @@ class PatchSampler:
                 rainy, clean = transplant_rain(rainy, clean, background, rng)
             return tuple(self._crop(rng, rainy, clean))  # type: ignore[return-value]
         clean = self._clean_crop(rng)
-        preset = PRESET_CHOICES[int(rng.choice(len(PRESET_CHOICES), p=self.rain_mix))]
+        preset = INTENSITIES[int(rng.choice(len(INTENSITIES), p=self.rain_mix))]
         rainy = add_rain(clean, seed=int(rng.integers(0, 2**31 - 1)),
                          params=RainParams.preset(preset))  # type: ignore[arg-type]
         return rainy, clean
