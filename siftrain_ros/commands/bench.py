@@ -52,7 +52,11 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..frontend.arguments import add_backend_arguments, add_flip_ensemble_argument
+    from ..frontend.arguments import (
+        add_backend_arguments,
+        add_flip_ensemble_argument,
+        add_keypoint_rain_gate_argument,
+    )
 
     p = sub.add_parser("bench", help="time the SIFT stages (or the whole pipeline) and OpenCV "
                                      "SIFT on the same image",
@@ -71,6 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pipeline = p.add_argument_group("pipeline only")
     pipeline.add_argument("--derain", choices=("on", "off"), default="on")
     add_flip_ensemble_argument(pipeline)
+    add_keypoint_rain_gate_argument(pipeline, 0.0)
     add_backend_arguments(pipeline)
     p.set_defaults(run=run)
 
@@ -200,7 +205,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
                                size_hw=(proc[1], proc[0]),
                                log=lambda m: print(m, file=sys.stderr))
     config = FrontEndConfig(derain=backend is not None, scale=args.scale, sift=SiftConfig(),
-                            flip_ensemble=args.flip_ensemble)
+                            flip_ensemble=args.flip_ensemble,
+                            keypoint_rain_gate=args.keypoint_rain_gate)
     frontend = FeatureFrontEnd(config, backend, device=device)
 
     def one_pass() -> tuple[dict[str, float], int]:
@@ -229,6 +235,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         "backend": getattr(backend, "name", "none (derain off)"), "precision": args.precision,
         "image": str(path), "size": list(args.size), "scale": args.scale,
         "processing_size": list(proc), "flip_ensemble": args.flip_ensemble,
+        "keypoint_rain_gate": args.keypoint_rain_gate,
         "repeats": args.repeats,
         "stages_ms": median, "total_ms": median["total"], "fps": 1000.0 / median["total"],
         "opencv_sift_ms": cv_ms, "ratio_to_opencv": median["total"] / cv_ms,
@@ -239,8 +246,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
              ("ratio total / OpenCV", f"{median['total'] / cv_ms:.2f}"),
              ("keypoints ours / OpenCV", f"{n_ours} / {n_opencv}")]
     rows += [(name, f"{value:.0f}") for name, value in memory.items()]
+    options = (", flip ensemble" if args.flip_ensemble else "") + (
+        f", keypoint rain gate {args.keypoint_rain_gate:g}" if args.keypoint_rain_gate else "")
     _publish(f"pipeline at {args.size[0]}x{args.size[1]} x {args.scale} on {report['device']}, "
-             f"backend {report['backend']} {args.precision}"
-             f"{', flip ensemble' if args.flip_ensemble else ''} (median of {args.repeats})",
+             f"backend {report['backend']} {args.precision}{options} "
+             f"(median of {args.repeats})",
              rows, report, args.json)
     return 0

@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_backend_arguments(p)
     # The level is measured before the gates and the correction strength apply.
     p.set_defaults(run=run, derain="on", max_keypoints=0, rain_gate=0.0, local_rain_gate=0.0,
-                   correction_strength=1.0)
+                   keypoint_rain_gate=0.0, correction_strength=1.0)
 
 
 def frames_of(source: Path, image_topic: str | None = None

@@ -4,6 +4,7 @@ from .backend import BackendError, DerainBackend, DerainOutput, TorchBackend
 from .factory import BACKENDS, PRECISIONS, make_backend
 from .frontend import (
     DEFAULT_CORRECTION_STRENGTH,
+    DEFAULT_KEYPOINT_RAIN_GATE,
     DEFAULT_LOCAL_RAIN_GATE,
     DEFAULT_RAIN_GATE,
     FeatureFrontEnd,
@@ -15,6 +16,7 @@ from .weights import MissingWeightsError, load_derain_nets, weights_path
 __all__ = [
     "BACKENDS",
     "DEFAULT_CORRECTION_STRENGTH",
+    "DEFAULT_KEYPOINT_RAIN_GATE",
     "DEFAULT_LOCAL_RAIN_GATE",
     "DEFAULT_RAIN_GATE",
     "BackendError",

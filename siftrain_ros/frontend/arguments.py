@@ -12,6 +12,7 @@ from ..sift import SiftConfig
 from .factory import BACKENDS, EXTRA_BACKENDS, PRECISIONS, make_backend
 from .frontend import (
     DEFAULT_CORRECTION_STRENGTH,
+    DEFAULT_KEYPOINT_RAIN_GATE,
     DEFAULT_LOCAL_RAIN_GATE,
     DEFAULT_RAIN_GATE,
     FeatureFrontEnd,
@@ -48,15 +49,16 @@ def add_frontend_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-keypoints", type=int, default=0, metavar="N",
                    help="keep the N strongest keypoints (0: all)")
     add_recovery_arguments(p, DEFAULT_RAIN_GATE, DEFAULT_LOCAL_RAIN_GATE,
-                           DEFAULT_CORRECTION_STRENGTH)
+                           DEFAULT_CORRECTION_STRENGTH, DEFAULT_KEYPOINT_RAIN_GATE)
     add_backend_arguments(p)
 
 
 def add_recovery_arguments(p: argparse.ArgumentParser, default: float, local_default: float,
-                           strength_default: float) -> None:
+                           strength_default: float, keypoint_default: float = 0.0) -> None:
     """How the networks' output is used. ``--rain-gate GL``: frames the net changes by less
     than GL gray levels on average are treated as dry (plain SIFT); ``--local-rain-gate GL``:
-    the same per pixel; ``--correction-strength S``: the share of the nets' correction applied;
+    the same per pixel; ``--keypoint-rain-gate GL``: the same per keypoint;
+    ``--correction-strength S``: the share of the nets' correction applied;
     ``--flip-ensemble``: average the nets over the frame and its mirror image."""
     p.add_argument("--rain-gate", type=float, default=default, metavar="GL",
                    help="treat a frame as dry (plain SIFT) when DPRNet changes it by less than "
@@ -65,11 +67,21 @@ def add_recovery_arguments(p: argparse.ArgumentParser, default: float, local_def
                    help="per pixel: keep the frame's detail where the nets' fine correction is "
                         f"weaker than GL gray levels; 0 uses their output as is (default "
                         f"{local_default})")
+    add_keypoint_rain_gate_argument(p, keypoint_default)
     p.add_argument("--correction-strength", type=float, default=strength_default, metavar="S",
                    help="apply S (0..1) of the nets' correction: frame + S (output - frame); "
                         f"below 1 keeps some of the frame's own structure (default "
                         f"{strength_default:g})")
     add_flip_ensemble_argument(p)
+
+
+def add_keypoint_rain_gate_argument(p: argparse.ArgumentParser | argparse._ArgumentGroup,
+                                    default: float) -> None:
+    """``--keypoint-rain-gate GL``, for every command whose front end can run it."""
+    p.add_argument("--keypoint-rain-gate", type=float, default=default, metavar="GL",
+                   help="per keypoint: detect on the frame itself where DPRNet's local "
+                        f"correction is below GL gray levels; 0 detects on its output only "
+                        f"(default {default})")
 
 
 def add_flip_ensemble_argument(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -83,6 +95,7 @@ def recovery_options(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`FrontEndConfig` fields :func:`add_recovery_arguments` sets, by name (also
     what the JSON reports record)."""
     return {"rain_gate": args.rain_gate, "local_rain_gate": args.local_rain_gate,
+            "keypoint_rain_gate": args.keypoint_rain_gate,
             "correction_strength": args.correction_strength,
             "flip_ensemble": args.flip_ensemble}
 

@@ -13,9 +13,18 @@ import cv2
 import numpy as np
 import torch
 
-from ..sift import Features, SiftConfig, build_scale_space, features_from_pyramids, gradient_pyramid
+from ..sift import (
+    Features,
+    SiftConfig,
+    build_scale_space,
+    detect,
+    features_from_keypoints,
+    features_from_pyramids,
+    gradient_pyramid,
+)
 from ..sift.image import MIN_SIDE, InvalidImageError, as_tensor, to_gray_float
 from .backend import DerainBackend
+from .keypoint_gate import correction_map, merge_by_correction
 from .local_gate import keep_dry_detail
 from .self_ensemble import flip_ensemble
 
@@ -37,6 +46,8 @@ DEFAULT_LOCAL_RAIN_GATE = 0.0
 # than the 0.005 that the rule written before the validation run allowed (docs/recovery.md,
 # "Round 15"), so the default applies all of it.
 DEFAULT_CORRECTION_STRENGTH = 1.0
+# The per-keypoint gate is off until the rule in docs/recovery.md ("Round 17") decides.
+DEFAULT_KEYPOINT_RAIN_GATE = 0.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,10 @@ class FrontEndConfig:
             through (:func:`keep_dry_detail`): the nets' fine corrections weaker than this
             locally are scaled down, so texture between the streaks keeps its own keypoints.
             0 uses the nets' outputs as they are.
+        keypoint_rain_gate: gray levels; on frames the rain gate lets through, keypoints where
+            DPRNet's local correction (:func:`correction_map`) is below this are detected on the
+            frame's own DoG pyramid, the others on DPRNet's (:func:`merge_by_correction`); all
+            are described on GGIRNet's gradients. 0 detects on DPRNet's pyramid only.
         correction_strength: s in [0, 1]; the recovered image is x + s (y - x), x the frame,
             y the networks' output: s < 1 keeps a share of the frame, and with it structure
             the nets erase along with the streaks. The rain level is measured on y, so the rain
@@ -67,13 +82,14 @@ class FrontEndConfig:
     sift: SiftConfig = field(default_factory=SiftConfig)
     rain_gate: float = 0.0
     local_rain_gate: float = 0.0
+    keypoint_rain_gate: float = 0.0
     correction_strength: float = 1.0
     flip_ensemble: bool = False
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.scale <= 4.0:
             raise ValueError(f"scale must be in [0.05, 4], got {self.scale}")
-        for name in ("rain_gate", "local_rain_gate"):
+        for name in ("rain_gate", "local_rain_gate", "keypoint_rain_gate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 255.0:
                 raise ValueError(f"{name} must be in [0, 255] gray levels, got {value}")
@@ -206,10 +222,22 @@ class FeatureFrontEnd:
         else:
             detect_space = describe_space = build_scale_space(frame, sift)
         gradients = gradient_pyramid(describe_space, sift)
+        derained = self.config.derain and not gated_dry
+        keypoint_gate = self.config.keypoint_rain_gate if derained else 0.0
+        if keypoint_gate:
+            frame_dogs = build_scale_space(frame, sift).dogs
         self._sync()
         t3 = time.perf_counter()
         ms["scale_space"] = (t3 - t2) * 1000
-        features = features_from_pyramids(detect_space.dogs, gradients, sift, ms)
+        if keypoint_gate:
+            keypoints = merge_by_correction(
+                detect(frame_dogs, sift), detect(detect_space.dogs, sift),
+                correction_map(frame, out.detect.float() * 255.0), keypoint_gate, sift)
+            self._sync()
+            ms["detection"] = (time.perf_counter() - t3) * 1000
+            features = features_from_keypoints(keypoints, gradients, sift, ms)
+        else:
+            features = features_from_pyramids(detect_space.dogs, gradients, sift, ms)
         t4 = time.perf_counter()
         ms["sift"] = (t4 - t3) * 1000
         if scale != 1.0:

@@ -49,6 +49,13 @@ class ScaleSpaceKeypoints:
         return ScaleSpaceKeypoints(octave=i, layer=i, row=i, col=i,
                                    offset=torch.zeros(0, 3, device=device), response=f, angle=f)
 
+    def image_xy(self, first_octave: int) -> torch.Tensor:
+        """(N, 2) float32 (x, y) position in pixels of the image the pyramid was built from
+        (its octave ``first_octave``; -1 when the base is OpenCV's 2x upsampled image)."""
+        to_image = torch.exp2((self.octave + first_octave).to(torch.float32))
+        return torch.stack([self.col + self.offset[:, 2],
+                            self.row + self.offset[:, 1]], dim=1) * to_image[:, None]
+
     def scale_in_octave(self, sigma: float, n_octave_layers: int) -> torch.Tensor:
         """Blur of each keypoint in pixels of its octave: ``sigma * 2**((layer + xi) / S)``.
 

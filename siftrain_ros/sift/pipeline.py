@@ -28,9 +28,7 @@ def pack_features(keypoints: ScaleSpaceKeypoints, descriptors: torch.Tensor,
                   config: SiftConfig) -> Features:
     """Convert scale-space keypoints to input-image cv::KeyPoint conventions."""
     first = config.first_octave
-    to_input = torch.exp2((keypoints.octave + first).to(torch.float32))
-    xy = torch.stack([keypoints.col + keypoints.offset[:, 2],
-                      keypoints.row + keypoints.offset[:, 1]], dim=1) * to_input[:, None]
+    xy = keypoints.image_xy(first)
     size = keypoints.size_in_base(config.sigma, config.n_octave_layers) * (2.0 ** first)
     sub_scale = torch.round((keypoints.offset[:, 0] + 0.5) * 255).long()
     packed = ((keypoints.octave + first) & 255) | (keypoints.layer << 8) | (sub_scale << 16)
@@ -103,6 +101,25 @@ def features_from_pyramids(dogs: list[torch.Tensor], gradients: GradientPyramid,
     clock = _StageClock(timings_ms, dogs[0].device)
     keypoints = detect(dogs, config)
     clock.lap("detection")
+    return features_from_keypoints(keypoints, gradients, config, timings_ms)
+
+
+def features_from_keypoints(keypoints: ScaleSpaceKeypoints, gradients: GradientPyramid,
+                            config: SiftConfig, timings_ms: dict[str, float] | None = None
+                            ) -> Features:
+    """Orient and describe detected keypoints on a gradient pyramid.
+
+    Args:
+        keypoints: keypoints in the pyramid's coordinates (from :func:`detect`, possibly
+            selected or merged from several DoG pyramids of the same image size).
+        gradients: per-octave gradient magnitude/orientation of Gaussian levels 1..L.
+        config: SIFT parameters (must match the pyramids' construction).
+        timings_ms: if given, receives milliseconds for ``orientation`` and ``description``.
+
+    Returns:
+        Features in input-image pixels.
+    """
+    clock = _StageClock(timings_ms, gradients.magnitude[0].device)
     if len(keypoints) == 0:
         clock.lap("orientation")
         features = pack_features(keypoints, torch.zeros(0, 128, dtype=torch.uint8), config)
