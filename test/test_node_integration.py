@@ -266,7 +266,7 @@ def _assert_plain_sift(session: Session, gray: np.ndarray, sec: int) -> None:
 def test_rain_gate_live(derain_session: Session) -> None:
     """A gate above the frame's rain level sends it through plain SIFT, counted on
     /diagnostics; a negative gate is refused."""
-    for name in ("rain_gate", "local_rain_gate", "correction_strength"):
+    for name in ("rain_gate", "local_rain_gate", "keypoint_rain_gate", "correction_strength"):
         bad = _set_parameter(derain_session, name, _double(-1.0))
         assert not bad.successful and name in bad.reason
     _set_all(derain_session, rain_gate=_double(255.0),
@@ -288,6 +288,16 @@ def test_correction_options_live(derain_session: Session) -> None:
     values = derain_session.latest_diagnostics(lambda v: v["flip_ensemble"] == "True")
     assert values["correction_strength"] == "0"
     _set_all(derain_session, correction_strength=_double(1.0), flip_ensemble=flip(False))
+
+
+def test_keypoint_rain_gate_live(derain_session: Session) -> None:
+    """A keypoint gate above every local correction takes every keypoint from the frame's own
+    DoG: plain SIFT's positions (described on GGIRNet's gradients); diagnostics report it."""
+    _set_all(derain_session, keypoint_rain_gate=_double(255.0))
+    _assert_plain_sift(derain_session, sample_gray(1), sec=600)
+    values = derain_session.latest_diagnostics(lambda v: v["keypoint_rain_gate"] == "255")
+    assert values["rain_gate"] == "0"
+    _set_all(derain_session, keypoint_rain_gate=_double(0.0))
 
 
 def test_derain_node_exits_cleanly_on_sigint(derain_session: Session) -> None:

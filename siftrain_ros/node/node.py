@@ -40,7 +40,8 @@ DIAGNOSTICS_PERIOD_S = 1.0
 WARN_THROTTLE_S = 2.0
 CAMERA_INFO_CACHE = 30  # camera_info messages kept to pair with frames by stamp
 LIVE_PARAMS = ("image_scale", "max_keypoints", "contrast_threshold", "edge_threshold",
-               "rain_gate", "local_rain_gate", "correction_strength", "flip_ensemble")
+               "rain_gate", "local_rain_gate", "keypoint_rain_gate", "correction_strength",
+               "flip_ensemble")
 
 
 def _stamp_key(header: Any) -> tuple[int, int]:
@@ -133,6 +134,7 @@ class SiftRainNode(Node):
                           edge_threshold=p["edge_threshold"], max_keypoints=p["max_keypoints"])
         config = FrontEndConfig(derain=p["derain"], scale=p["image_scale"], sift=sift,
                                 rain_gate=p["rain_gate"], local_rain_gate=p["local_rain_gate"],
+                                keypoint_rain_gate=p["keypoint_rain_gate"],
                                 correction_strength=p["correction_strength"],
                                 flip_ensemble=p["flip_ensemble"])
         return FeatureFrontEnd(config, self._backend, device=p["device"])
@@ -189,6 +191,7 @@ class SiftRainNode(Node):
                 "image_scale": f"{p['image_scale']:g}", "image_qos": p["image_qos"],
                 "rain_gate": f"{p['rain_gate']:g}",
                 "local_rain_gate": f"{p['local_rain_gate']:g}",
+                "keypoint_rain_gate": f"{p['keypoint_rain_gate']:g}",
                 "correction_strength": f"{p['correction_strength']:g}",
                 "flip_ensemble": str(p["flip_ensemble"])}
         msg = diagnostics_message(self._stats.snapshot(), f"{self.get_name()}: feature front end",

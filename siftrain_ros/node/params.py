@@ -13,6 +13,7 @@ from typing import Any
 from ..frontend import (
     BACKENDS,
     DEFAULT_CORRECTION_STRENGTH,
+    DEFAULT_KEYPOINT_RAIN_GATE,
     DEFAULT_LOCAL_RAIN_GATE,
     DEFAULT_RAIN_GATE,
     PRECISIONS,
@@ -55,6 +56,10 @@ PARAMS: tuple[ParamSpec, ...] = (
               "the rain gate lets through: the nets' fine corrections weaker than this locally "
               "are scaled down, keeping the frame's detail between streaks; 0 = nets' output "
               "as is", value_range=RAIN_GATE_RANGE),
+    ParamSpec("keypoint_rain_gate", DEFAULT_KEYPOINT_RAIN_GATE, "gray levels, per keypoint on "
+              "frames the rain gate lets through: keypoints where DPRNet's local correction is "
+              "below this are detected on the frame itself, the others on DPRNet's output; 0 = "
+              "DPRNet's output only", value_range=RAIN_GATE_RANGE),
     ParamSpec("correction_strength", DEFAULT_CORRECTION_STRENGTH, "share of the nets' "
               "correction applied: frame + s (output - frame); below 1 keeps some of the "
               "frame's own structure", value_range=STRENGTH_RANGE),
