@@ -107,3 +107,18 @@ def test_shipped_nets_with_the_gate_keep_a_dry_frame_and_still_derain_heavy_rain
 def test_keypoint_rain_gate_outside_gray_levels_is_refused(gate: float) -> None:
     with pytest.raises(ValueError, match="keypoint_rain_gate"):
         FrontEndConfig(keypoint_rain_gate=gate)
+
+
+def test_the_node_and_the_command_line_run_the_gate_by_default() -> None:
+    import argparse
+
+    from siftrain_ros.frontend import DEFAULT_KEYPOINT_RAIN_GATE
+    from siftrain_ros.frontend.arguments import add_frontend_arguments, recovery_options
+    from siftrain_ros.node.params import PARAMS
+
+    parser = argparse.ArgumentParser()
+    add_frontend_arguments(parser)
+    options = recovery_options(parser.parse_args([]))
+    assert options["keypoint_rain_gate"] == DEFAULT_KEYPOINT_RAIN_GATE == 8.0
+    node_defaults = {spec.name: spec.default for spec in PARAMS}
+    assert node_defaults["keypoint_rain_gate"] == DEFAULT_KEYPOINT_RAIN_GATE

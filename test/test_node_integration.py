@@ -119,7 +119,7 @@ def derain_session(tmp_path_factory: pytest.TempPathFactory) -> Session:
     # frame (and pixel) dry, so they are off here and test_rain_gate_live switches one on.
     session = Session(tmp_path, {"weights_dir": str(weights), "derain": True, "backend": "torch",
                                  "publish_derained": True, "rain_gate": 0.0,
-                                 "local_rain_gate": 0.0})
+                                 "local_rain_gate": 0.0, "keypoint_rain_gate": 0.0})
     session.weights = weights  # type: ignore[attr-defined]
     yield session
     if session.node.proc.poll() is None:
@@ -219,6 +219,7 @@ def test_diagnostics_and_dropped_frames(derain_session: Session) -> None:
     assert values["derain"] == "True" and values["backend"] == "torch"
     assert float(values["last_rain_level"]) > 0 and values["frames_gated_dry"] == "0"
     assert values["rain_gate"] == "0" and values["local_rain_gate"] == "0"
+    assert values["keypoint_rain_gate"] == "0"
     assert values["correction_strength"] == "1" and values["flip_ensemble"] == "False"
 
 
