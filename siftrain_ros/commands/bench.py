@@ -52,6 +52,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..frontend import DEFAULT_KEYPOINT_RAIN_GATE
     from ..frontend.arguments import (
         add_backend_arguments,
         add_flip_ensemble_argument,
@@ -75,7 +76,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pipeline = p.add_argument_group("pipeline only")
     pipeline.add_argument("--derain", choices=("on", "off"), default="on")
     add_flip_ensemble_argument(pipeline)
-    add_keypoint_rain_gate_argument(pipeline, 0.0)
+    # The node's default, so the pipeline is timed as the node runs a frame it derains.
+    add_keypoint_rain_gate_argument(pipeline, DEFAULT_KEYPOINT_RAIN_GATE)
     add_backend_arguments(pipeline)
     p.set_defaults(run=run)
 
