@@ -1,7 +1,8 @@
 """The front end every user-facing path runs: CLI, node and bag processing.
 
 gray frame -> scale -> (backend: DPRNet, GGIRNet) -> scale spaces -> detect on DPRNet's DoG
-pyramid, orient and describe on GGIRNet's gradients -> Features in original-image pixels.
+pyramid (and, with the keypoint gate, on the frame's own where DPRNet found no rain), orient and
+describe on GGIRNet's gradients -> Features in original-image pixels.
 """
 
 from __future__ import annotations
@@ -220,14 +221,14 @@ class FeatureFrontEnd:
         else:
             t2 = t1
             ms["networks"] = 0.0
-        if self.config.derain and not gated_dry:
+        derained = self.config.derain and not gated_dry
+        if derained:
             detect_space = build_scale_space(self._recovered(frame, out.detect), sift)
             describe_space = (detect_space if out.describe is out.detect else
                               build_scale_space(self._recovered(frame, out.describe), sift))
         else:
             detect_space = describe_space = build_scale_space(frame, sift)
         gradients = gradient_pyramid(describe_space, sift)
-        derained = self.config.derain and not gated_dry
         keypoint_gate = self.config.keypoint_rain_gate if derained else 0.0
         if keypoint_gate:
             frame_dogs = build_scale_space(frame, sift).dogs
